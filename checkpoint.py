@@ -1,0 +1,46 @@
+"""Checkpoints: a plain dict holding 'config' (plain dicts) and 'model' (a state_dict).
+
+Never a pickled module: the model is rebuilt from the config with models.build_model.
+"""
+import os
+
+import torch
+
+import models
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable, or not one of ours."""
+
+
+def save_checkpoint(state, path):
+    """Write ``state`` to ``path`` atomically (temp file in the same folder, then rename)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """Load a checkpoint dict (tensors and plain data only: weights_only)."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises many types for a corrupt or foreign file
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
+    if not isinstance(state, dict) or "config" not in state or "model" not in state:
+        raise CheckpointError(f"{path}: not a keypoints checkpoint (no config/model entries)")
+    return state
+
+
+def load_model(path, map_location="cpu"):
+    """(model in eval mode, config dict) rebuilt from the checkpoint file alone."""
+    state = load_checkpoint(path, map_location)
+    config = state["config"]
+    try:
+        model = models.build_model(config["model"])
+        model.load_state_dict(state["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: incompatible checkpoint ({str(e).splitlines()[0]})") from None
+    return model.to(map_location).eval(), config

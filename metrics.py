@@ -1,0 +1,29 @@
+"""Landmark accuracy: NME normalised by the outer-eye-corner distance, CED and AUC."""
+import numpy as np
+
+LEFT_EYE_OUTER, RIGHT_EYE_OUTER = 36, 45   # 0-based indices in the 68-point markup
+FAILURE_THRESHOLD = 0.10
+
+
+def nme_per_face(pred, target):
+    """Mean point-to-point error / ground-truth outer-eye distance, per face: (N,)."""
+    pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    errors = np.linalg.norm(pred - target, axis=-1).mean(axis=-1)
+    eyes = np.linalg.norm(target[..., LEFT_EYE_OUTER, :] - target[..., RIGHT_EYE_OUTER, :], axis=-1)
+    return errors / eyes
+
+
+def ced_curve(nmes, threshold=FAILURE_THRESHOLD, steps=1000):
+    """(thresholds, fraction of faces with NME <= threshold) on [0, threshold]."""
+    xs = np.linspace(0.0, threshold, steps + 1)
+    nmes = np.sort(np.asarray(nmes))
+    return xs, np.searchsorted(nmes, xs, side="right") / max(len(nmes), 1)
+
+
+def summarize(nmes, threshold=FAILURE_THRESHOLD):
+    """{'nme', 'failure_rate', 'auc', 'faces'}; AUC of the CED up to ``threshold``, in [0, 1]."""
+    nmes = np.asarray(nmes, np.float64)
+    xs, ys = ced_curve(nmes, threshold)
+    auc = float(np.sum((ys[1:] + ys[:-1]) / 2 * np.diff(xs)) / threshold)
+    return {"nme": float(nmes.mean()), "failure_rate": float((nmes > threshold).mean()),
+            "auc": auc, "faces": int(len(nmes))}

@@ -1,0 +1,153 @@
+"""CNNs that regress the 68 facial keypoints from a grayscale square face crop.
+
+Every model takes ``(N, 1, S, S)`` floats in [0, 1] and returns ``(N, 136)``:
+x0, y0, ..., x67, y67 in the [-1, 1] frame of the crop (see data_load.py).
+Build one from a checkpoint's plain-dict config with :func:`build_model`.
+"""
+import torch
+import torch.nn as nn
+
+NUM_OUTPUTS = 136
+
+
+def _conv_block(c_in, c_out, kernel, dropout):
+    """Conv -> BatchNorm -> ELU -> 2x2 max-pool -> dropout (NaimishNet's unit + BN)."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False),
+                         nn.BatchNorm2d(c_out), nn.ELU(inplace=True), nn.MaxPool2d(2),
+                         nn.Dropout(dropout))
+
+
+def _flat_size(features, input_size):
+    with torch.no_grad():
+        return features(torch.zeros(1, 1, input_size, input_size)).numel()
+
+
+class Net(nn.Module):
+    """NaimishNet-style: four conv blocks with BatchNorm, ELU, pooling, rising dropout."""
+
+    def __init__(self, input_size=112, channels=(32, 64, 128, 256), kernels=(5, 3, 3, 3),
+                 dropouts=(0.1, 0.2, 0.3, 0.4), hidden=256, head_dropout=0.5):
+        super().__init__()
+        blocks, c_in = [], 1
+        for c_out, k, p in zip(channels, kernels, dropouts):
+            blocks.append(_conv_block(c_in, c_out, k, p))
+            c_in = c_out
+        self.features = nn.Sequential(*blocks)
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(_flat_size(self.features, input_size), hidden),
+            nn.ELU(inplace=True), nn.Dropout(head_dropout), nn.Linear(hidden, NUM_OUTPUTS))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class NaimishNet(nn.Module):
+    """NaimishNet as published (Agarwal et al., 2017): 96x96 input, ~7.4M parameters."""
+
+    def __init__(self, input_size=96):
+        super().__init__()
+        layers, c_in = [], 1
+        for c_out, k, p in zip((32, 64, 128, 256), (4, 3, 2, 1), (0.1, 0.2, 0.3, 0.4)):
+            layers += [nn.Conv2d(c_in, c_out, k), nn.ELU(inplace=True), nn.MaxPool2d(2),
+                       nn.Dropout(p)]
+            c_in = c_out
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(_flat_size(self.features, input_size), 1000),
+            nn.ELU(inplace=True), nn.Dropout(0.5), nn.Linear(1000, 1000), nn.Dropout(0.6),
+            nn.Linear(1000, NUM_OUTPUTS))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class OneConvNet(nn.Module):
+    """The smallest baseline: one conv layer, one pooling, one fully connected layer."""
+
+    def __init__(self, input_size=112, channels=32, pool=4):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, channels, 5, padding=2), nn.ReLU(inplace=True),
+                                      nn.MaxPool2d(pool))
+        self.head = nn.Sequential(nn.Flatten(),
+                                  nn.Linear(_flat_size(self.features, input_size), NUM_OUTPUTS))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class SmallNet(nn.Module):
+    """Three conv blocks (BatchNorm, ReLU, pooling) and two fully connected layers."""
+
+    def __init__(self, input_size=112, channels=(32, 64, 128), hidden=256):
+        super().__init__()
+        layers, c_in = [], 1
+        for c_out in channels:
+            layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                       nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            c_in = c_out
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(_flat_size(self.features, input_size), hidden),
+            nn.ReLU(inplace=True), nn.Dropout(0.3), nn.Linear(hidden, NUM_OUTPUTS))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def _separable(c_in, c_out, stride):
+    """Depthwise 3x3 then pointwise 1x1, each with BatchNorm and ReLU (MobileNet unit)."""
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_in, 3, stride, 1, groups=c_in, bias=False), nn.BatchNorm2d(c_in),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+class KeypointNet(nn.Module):
+    """The shipped net: a strided conv stem, depthwise-separable stages, and a
+    spatially aware head (1x1 squeeze, flatten, two FC layers) — few multiply-adds
+    per face, so it runs in about a millisecond on a laptop CPU."""
+
+    def __init__(self, input_size=112, width=(32, 64, 128, 256), depth=(1, 2, 4, 2),
+                 squeeze=32, hidden=256, dropout=0.1):
+        super().__init__()
+        layers = [nn.Conv2d(1, width[0], 3, 2, 1, bias=False), nn.BatchNorm2d(width[0]),
+                  nn.ReLU(inplace=True)]
+        c_in = width[0]
+        for c_out, n in zip(width, depth):
+            for i in range(n):
+                stride = 2 if i == 0 and c_out != c_in else 1
+                layers.append(_separable(c_in, c_out, stride))
+                c_in = c_out
+        layers += [nn.Conv2d(c_in, squeeze, 1, bias=False), nn.BatchNorm2d(squeeze),
+                   nn.ReLU(inplace=True)]
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(_flat_size(self.features, input_size), hidden),
+            nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, NUM_OUTPUTS))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+ARCHITECTURES = {"net": Net, "naimishnet": NaimishNet, "oneconv": OneConvNet,
+                 "smallnet": SmallNet, "keypointnet": KeypointNet}
+
+
+def build_model(config):
+    """Rebuild a model from a plain dict: {'arch': name, 'input_size': S, **arch kwargs}."""
+    config = dict(config)
+    arch = config.pop("arch")
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[arch](**config)
+
+
+def count_parameters(model):
+    """{'conv': ..., 'fc': ..., 'other': ..., 'total': ...} trainable parameters."""
+    counts = {"conv": 0, "fc": 0, "other": 0}
+    for module in model.modules():
+        kind = ("conv" if isinstance(module, nn.Conv2d) else
+                "fc" if isinstance(module, nn.Linear) else "other")
+        counts[kind] += sum(p.numel() for p in module.parameters(recurse=False) if p.requires_grad)
+    counts["total"] = sum(counts.values())
+    return counts

@@ -1,0 +1,259 @@
+"""Train a keypoint CNN: `python train.py --help`; every hyper-parameter is in TrainConfig.
+
+The validation split is held out of the training CSV by person, so validation loss and
+NME measure generalisation to people the model has not seen. Each epoch writes
+``last.pt`` (for --resume), ``best.pt`` (lowest validation loss), ``history.csv`` and
+``loss.png`` into --out-dir; checkpoints are replaced atomically.
+"""
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import data_load
+import models
+from checkpoint import load_checkpoint, save_checkpoint
+from metrics import nme_per_face
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a run, with its default (the shipped model's recipe)."""
+    data_dir: str = ""            # dataset root; empty: $FKP_DATA_DIR, else ./data
+    out_dir: str = "runs/keypointnet"
+    arch: str = "keypointnet"     # one of models.ARCHITECTURES
+    input_size: int = 112         # side of the square grayscale crop, pixels
+    model_kwargs: dict = field(default_factory=dict)  # extra constructor arguments (JSON)
+    epochs: int = 60
+    batch_size: int = 32
+    optimizer: str = "adam"       # adam | adamw | sgd
+    lr: float = 2e-3              # peak learning rate; cosine decay to 0 after warm-up
+    warmup_epochs: int = 2
+    weight_decay: float = 1e-4
+    loss: str = "smoothl1"        # smoothl1 | l1 | mse
+    smooth_l1_beta: float = 0.01  # in the [-1, 1] frame: ~0.5 px at 112 px, i.e. L1-like
+    val_fraction: float = 0.1     # fraction of people held out for validation
+    rotation: float = 20.0        # augmentation: max rotation, degrees
+    translate: float = 0.08       # max shift, fraction of the crop (covers Haar box jitter)
+    scale_min: float = 0.85       # zoom range of the random affine warp
+    scale_max: float = 1.15
+    brightness: float = 0.4       # colour jitter factors
+    contrast: float = 0.4
+    flip: float = 0.5             # probability of a mirrored face (identities swapped)
+    subset: int = 0               # >0: use only the first N training rows (smoke runs)
+    num_workers: int = 2
+    seed: int = 0
+    device: str = "auto"          # auto | cpu | cuda
+    dry_run: bool = False         # a few batches of one epoch, to check the plumbing
+    resume: bool = False          # continue from out_dir/last.pt
+
+
+def model_config(cfg):
+    return {"arch": cfg.arch, "input_size": cfg.input_size, **cfg.model_kwargs}
+
+
+def make_loaders(cfg):
+    """Person-disjoint train/validation loaders over the training CSV."""
+    data_dir = data_load.resolve_data_dir(cfg.data_dir or None)
+    csv_file, image_dir = data_load.split_paths(data_dir, "train")
+    names, _ = data_load.read_keypoints_csv(csv_file)
+    if cfg.subset:
+        names = names[:cfg.subset]
+    train_idx, val_idx = data_load.split_by_person(names, cfg.val_fraction, cfg.seed)
+    train_tf = data_load.train_transform(
+        cfg.input_size, cfg.rotation, cfg.translate, (cfg.scale_min, cfg.scale_max),
+        cfg.brightness, cfg.contrast, cfg.flip)
+    train_set = data_load.FacialKeypointsDataset(csv_file, image_dir, train_tf, train_idx, cache=True)
+    val_set = data_load.FacialKeypointsDataset(
+        csv_file, image_dir, data_load.eval_transform(cfg.input_size), val_idx, cache=True)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    common = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers,
+                  persistent_workers=cfg.num_workers > 0, worker_init_fn=_seed_worker)
+    return (torch.utils.data.DataLoader(train_set, shuffle=True, drop_last=len(train_set) > cfg.batch_size,
+                                        generator=gen, **common),
+            torch.utils.data.DataLoader(val_set, shuffle=False, **common))
+
+
+def _seed_worker(worker_id):
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def make_loss(cfg):
+    losses = {"smoothl1": torch.nn.SmoothL1Loss(beta=cfg.smooth_l1_beta),
+              "l1": torch.nn.L1Loss(), "mse": torch.nn.MSELoss()}
+    if cfg.loss not in losses:
+        raise ValueError(f"unknown loss {cfg.loss!r}; choose from {sorted(losses)}")
+    return losses[cfg.loss]
+
+
+def make_optimizer(cfg, params):
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose from adam, adamw, sgd")
+
+
+def make_scheduler(cfg, optimizer, steps_per_epoch):
+    warmup = max(1, cfg.warmup_epochs * steps_per_epoch)
+    total = max(warmup + 1, cfg.epochs * steps_per_epoch)
+
+    def factor(step):
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + np.cos(np.pi * min(1.0, (step - warmup) / (total - warmup))))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, device, max_batches=None):
+    """One pass over ``loader``; returns the mean training loss."""
+    model.train()
+    total, count = 0.0, 0
+    for i, batch in enumerate(tqdm(loader, desc="train", leave=False)):
+        if max_batches is not None and i >= max_batches:
+            break
+        images, targets = batch["image"].to(device), batch["keypoints"].to(device)
+        loss = loss_fn(model(images), targets.flatten(1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total, count = total + loss.item() * len(images), count + len(images)
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def evaluate(model, loader, loss_fn, device, max_batches=None):
+    """(mean loss, mean NME) on ``loader``; NME uses the outer eye corners."""
+    model.eval()
+    total, count, nmes = 0.0, 0, []
+    for i, batch in enumerate(loader):
+        if max_batches is not None and i >= max_batches:
+            break
+        images, targets = batch["image"].to(device), batch["keypoints"].to(device)
+        preds = model(images)
+        total, count = total + loss_fn(preds, targets.flatten(1)).item() * len(images), count + len(images)
+        nmes.append(nme_per_face(preds.view(-1, 68, 2).cpu().numpy(), targets.cpu().numpy()))
+    return total / max(count, 1), float(np.concatenate(nmes).mean()) if nmes else float("nan")
+
+
+def write_history(out_dir, history):
+    """history.csv and loss.png (train and validation loss in one plot), atomically."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    path = os.path.join(out_dir, "history.csv")
+    with open(path + ".tmp", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    os.replace(path + ".tmp", path)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    epochs = [h["epoch"] for h in history]
+    ax.plot(epochs, [h["train_loss"] for h in history], label="train")
+    ax.plot(epochs, [h["val_loss"] for h in history], label="validation")
+    ax.set(xlabel="epoch", ylabel="loss", yscale="log", title="Loss per epoch")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "loss.tmp.png"), dpi=100)
+    plt.close(fig)
+    os.replace(os.path.join(out_dir, "loss.tmp.png"), os.path.join(out_dir, "loss.png"))
+
+
+def pick_device(name):
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda requested but CUDA is not available")
+    return torch.device(name)
+
+
+def train(cfg):
+    """Run (or resume) training; returns the history (a list of per-epoch dicts)."""
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    device = pick_device(cfg.device)
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    train_loader, val_loader = make_loaders(cfg)
+    model = models.build_model(model_config(cfg)).to(device)
+    loss_fn, optimizer = make_loss(cfg), make_optimizer(cfg, model.parameters())
+    scheduler = make_scheduler(cfg, optimizer, len(train_loader))
+    history, start, best = [], 1, float("inf")
+    last_path, best_path = os.path.join(cfg.out_dir, "last.pt"), os.path.join(cfg.out_dir, "best.pt")
+    if cfg.resume:
+        state = load_checkpoint(last_path, map_location=device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history, best = state["history"], state["best_val_loss"]
+        start = state["epoch"] + 1
+        torch.set_rng_state(state["rng"])
+        print(f"resumed from {last_path} at epoch {state['epoch']}")
+    max_batches = 3 if cfg.dry_run else None
+    epochs = start if cfg.dry_run else cfg.epochs
+    for epoch in range(start, epochs + 1):
+        t0 = time.time()
+        train_loss = train_one_epoch(model, train_loader, loss_fn, optimizer, scheduler, device, max_batches)
+        val_loss, val_nme = evaluate(model, val_loader, loss_fn, device, max_batches)
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                        "val_nme": val_nme, "lr": optimizer.param_groups[0]["lr"],
+                        "seconds": time.time() - t0})
+        print(f"epoch {epoch:3d}/{cfg.epochs}  train {train_loss:.5f}  val {val_loss:.5f}  "
+              f"val NME {val_nme:.4f}  {history[-1]['seconds']:.0f}s", flush=True)
+        state = {"config": {"model": model_config(cfg), "framing_scale": data_load.FRAMING_SCALE,
+                            "train": dataclasses.asdict(cfg)},
+                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history,
+                 "best_val_loss": min(best, val_loss), "val_nme": val_nme, "rng": torch.get_rng_state()}
+        if val_loss < best:
+            best = val_loss
+            save_checkpoint(state, best_path)
+        save_checkpoint(state, last_path)
+        write_history(cfg.out_dir, history)
+    return history
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if f.type is bool or f.type == "bool":
+            parser.add_argument(flag, action="store_true", help=f"(default: {default})")
+        elif f.type is dict or f.type == "dict":
+            parser.add_argument(flag, type=json.loads, default=default, help="JSON object")
+        else:
+            kind = {"int": int, "float": float, "str": str}.get(f.type, f.type)
+            parser.add_argument(flag, type=kind, default=default, help=f"(default: {default})")
+    return TrainConfig(**vars(parser.parse_args(argv)))
+
+
+def main(argv=None):
+    cfg = parse_args(argv)
+    try:
+        history = train(cfg)
+    except (data_load.DataError, ValueError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+    except KeyboardInterrupt:
+        sys.exit(f"interrupted: resume with `python train.py --out-dir {cfg.out_dir} --resume ...`")
+    last = history[-1]
+    print(f"done: best validation loss {min(h['val_loss'] for h in history):.5f}, "
+          f"last val NME {last['val_nme']:.4f}; checkpoints in {cfg.out_dir}")
+
+
+if __name__ == "__main__":
+    main()
