@@ -4,9 +4,13 @@ Never a pickled module: the model is rebuilt from the config with models.build_m
 """
 import os
 
+import numpy as np
 import torch
 
 import models
+
+# Plain numpy scalars (e.g. a learning rate computed with numpy) are data, not code.
+_SAFE_GLOBALS = [np._core.multiarray.scalar, np.dtype, np.dtypes.Float64DType, np.dtypes.Float32DType]
 
 
 class CheckpointError(ValueError):
@@ -26,7 +30,8 @@ def load_checkpoint(path, map_location="cpu"):
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(_SAFE_GLOBALS):
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for a corrupt or foreign file
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
     if not isinstance(state, dict) or "config" not in state or "model" not in state:

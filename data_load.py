@@ -50,8 +50,22 @@ class DataError(ValueError):
 
 
 # ----------------------------------------------------------------------------- reading
+def _truncated(data):
+    """True for PNG without its IEND chunk, JPEG without its end marker, or WebP
+    shorter than its RIFF header says (OpenCV would decode part of them silently)."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return b"IEND" not in data[-32:]
+    if data[:2] == b"\xff\xd8":
+        return not data.rstrip(b"\x00").endswith(b"\xff\xd9")
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return len(data) < int.from_bytes(data[4:8], "little") + 8
+    return False
+
+
 def decode_image(data, name="<bytes>"):
     """Decode image bytes by content (PNG, WebP, JPEG, ...) into uint8 RGB HxWx3."""
+    if _truncated(data):
+        raise DataError(f"{name}: truncated image file")
     buf = np.frombuffer(data, dtype=np.uint8)
     image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
     if image is None:

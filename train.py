@@ -114,7 +114,7 @@ def make_scheduler(cfg, optimizer, steps_per_epoch):
     def factor(step):
         if step < warmup:
             return (step + 1) / warmup
-        return 0.5 * (1 + np.cos(np.pi * min(1.0, (step - warmup) / (total - warmup))))
+        return float(0.5 * (1 + np.cos(np.pi * min(1.0, (step - warmup) / (total - warmup)))))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 

@@ -1,0 +1,298 @@
+"""Find every face in an image, place its 68 keypoints, and map them onto the original.
+
+    python detect.py                      # built-in sample (skimage astronaut)
+    python detect.py photo.jpg --json faces.json
+    python detect.py folder/ -o outputs/annotated
+    python detect.py clip.mp4             # annotated video, frames per second reported
+
+Pipeline (one short function, :func:`detect_keypoints`): Haar cascade -> box padded by
+a margin -> square crop in the training framing -> CNN (all faces as one batch) ->
+keypoints mapped back into original-image pixels; optionally re-framed on the
+predicted keypoints and predicted again (--refine).
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import cv2
+import numpy as np
+import torchvision.transforms.v2.functional as F
+
+from checkpoint import CheckpointError
+from data_load import DataError, as_image, crop_square, face_square, load_image, uncrop_points
+from keypointer import DEFAULT_CHECKPOINT, Keypointer
+
+CASCADE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "detector_architectures")
+DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
+# The keypoint box's centre lies this many box widths below the Haar box's centre,
+# and a Haar box padded by 0.3 per side is 1.8x the keypoint box: together they make
+# the padded ROI match the training framing (measured by benchmarks/haar_framing.py).
+HAAR_CENTER_SHIFT = 0.16
+DEFAULT_MARGIN = 0.3
+VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+FACE_PARTS = {"jaw": (range(0, 17), False), "right_brow": (range(17, 22), False),
+              "left_brow": (range(22, 27), False), "nose_bridge": (range(27, 31), False),
+              "nose_base": (range(31, 36), False), "right_eye": (range(36, 42), True),
+              "left_eye": (range(42, 48), True), "outer_lips": (range(48, 60), True),
+              "inner_lips": (range(60, 68), True)}
+
+
+def find_cascade(name):
+    """A cascade file: a path, a name in detector_architectures/, or one OpenCV bundles."""
+    for path in (name, os.path.join(CASCADE_DIR, name), os.path.join(cv2.data.haarcascades, name)):
+        if os.path.isfile(path):
+            return path
+    raise DataError(f"{name}: cascade not found (looked in {CASCADE_DIR} and OpenCV's data)")
+
+
+class FaceDetector:
+    """OpenCV Haar cascade; images larger than ``max_side`` are downscaled to detect."""
+
+    def __init__(self, cascade=DEFAULT_CASCADE, scale_factor=1.1, min_neighbors=5, min_size=30,
+                 max_side=1280):
+        path = find_cascade(cascade)
+        self.cascade = cv2.CascadeClassifier(path)
+        if self.cascade.empty():
+            raise DataError(f"{path}: not a valid cascade file")
+        self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
+        self.min_size, self.max_side = min_size, max_side
+
+    def __call__(self, gray):
+        """Boxes (N, 4) as x, y, w, h in ``gray``'s pixels, largest first."""
+        scale = min(1.0, self.max_side / max(gray.shape[:2]))
+        small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
+        min_side = max(1, int(round(self.min_size * scale)))
+        boxes = self.cascade.detectMultiScale(small, self.scale_factor, self.min_neighbors,
+                                              minSize=(min_side, min_side))
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4) / scale
+        return boxes[np.argsort(-boxes[:, 2])]
+
+
+def pad_box(box, margin, width, height):
+    """The box grown by ``margin`` x its size on every side, clamped to the image."""
+    x, y, w, h = box
+    x0, y0 = max(0, int(round(x - margin * w))), max(0, int(round(y - margin * h)))
+    x1, y1 = min(width, int(round(x + w + margin * w))), min(height, int(round(y + h + margin * h)))
+    return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
+
+
+def roi_square(box, margin=DEFAULT_MARGIN, center_shift=HAAR_CENTER_SHIFT):
+    """The square (x, y, side) the model sees for a detector box; it may leave the
+    image, where crop_square fills zeros instead of wrapping around."""
+    x, y, w, h = box
+    side = w * (1 + 2 * margin)
+    cx, cy = x + w / 2, y + h / 2 + center_shift * w
+    return cx - side / 2, cy - side / 2, side
+
+
+def to_gray(image):
+    """Any RGB/gray uint8 array -> (H, W) uint8 gray (same weights as training)."""
+    image = as_image(image)
+    return (F.rgb_to_grayscale(image) if image.shape[0] == 3 else image)[0].numpy()
+
+
+def predict_squares(gray, squares, keypointer):
+    """Keypoints (N, 68, 2) in image pixels for square crops of ``gray``, one batch."""
+    size = keypointer.input_size
+    crops = np.stack([crop_square(gray, sq, size).numpy() for sq in squares]).astype(np.float32) / 255
+    return np.stack([uncrop_points(kp, sq, size) for kp, sq in zip(keypointer(crops), squares)])
+
+
+def keypoints_for_squares(gray, squares, keypointer, refine=1):
+    """Keypoints (N, 68, 2) in image pixels for square ROIs; each refine pass re-frames
+    the face on its predicted keypoints (the exact training framing) and predicts again."""
+    if len(squares) == 0:
+        return np.zeros((0, 68, 2), np.float32)
+    keypoints = predict_squares(gray, squares, keypointer)
+    for _ in range(refine):
+        squares = [face_square(kp, keypointer.framing_scale) for kp in keypoints]
+        keypoints = predict_squares(gray, squares, keypointer)
+    return keypoints
+
+
+def keypoints_for_boxes(gray, boxes, keypointer, margin=DEFAULT_MARGIN, refine=1):
+    """Keypoints (N, 68, 2) in image pixels for detector boxes (N, 4) of ``gray``."""
+    return keypoints_for_squares(gray, [roi_square(b, margin) for b in boxes], keypointer, refine)
+
+
+def detect_keypoints(image, detector, keypointer, margin=DEFAULT_MARGIN, refine=1):
+    """Faces in ``image``: a list of {'box': [x, y, w, h], 'keypoints': (68, 2) array}."""
+    gray = to_gray(image)
+    boxes = detector(gray)
+    keypoints = keypoints_for_boxes(gray, boxes, keypointer, margin, refine)
+    return [{"box": [int(round(v)) for v in b], "keypoints": kp} for b, kp in zip(boxes, keypoints)]
+
+
+def draw_faces(image, faces, thickness=None):
+    """A copy of the RGB image with boxes, facial-part lines and keypoints drawn."""
+    canvas = np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2 else image[..., :3]).copy()
+    t = thickness or max(1, round(max(canvas.shape[:2]) / 400))
+    for face in faces:
+        x, y, w, h = face["box"]
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), (255, 200, 0), t)
+        kp = np.round(face["keypoints"]).astype(np.int32)
+        for indices, closed in FACE_PARTS.values():
+            cv2.polylines(canvas, [kp[list(indices)]], closed, (0, 255, 0), t, cv2.LINE_AA)
+        for px, py in kp:
+            cv2.circle(canvas, (int(px), int(py)), t + 1, (255, 0, 255), -1, cv2.LINE_AA)
+    return canvas
+
+
+def face_record(name, image, faces):
+    """The JSON record of one image or frame."""
+    return {"image": name, "width": int(image.shape[1]), "height": int(image.shape[0]),
+            "faces": [{"box": f["box"], "keypoints": np.round(f["keypoints"].astype(np.float64), 2).tolist()} for f in faces]}
+
+
+def write_atomic(path, write):
+    """Call write(tmp_path) then rename, so an existing output is never half-written."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    root, ext = os.path.splitext(path)
+    tmp = f"{root}.tmp{os.getpid()}{ext}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_image(path, rgb):
+    def write(tmp):
+        if not cv2.imwrite(tmp, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+            raise DataError(f"{path}: cannot write image")
+    write_atomic(path, write)
+
+
+def save_json(path, records):
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(records, f)
+    write_atomic(path, write)
+
+
+def run_image(image, name, out_path, detect):
+    faces = detect(image)
+    save_image(out_path, draw_faces(image, faces))
+    print(f"{name}: {len(faces)} face(s)" + ("" if faces else " — no face found") + f" -> {out_path}")
+    return face_record(name, image, faces)
+
+
+def run_video(path, out_path, detect):
+    """Annotate every frame; returns one record per frame and prints frames per second."""
+    from tqdm import tqdm
+    capture = cv2.VideoCapture(path)
+    if not capture.isOpened():
+        raise DataError(f"{path}: not a readable video")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    records, writer = [], None
+    root, ext = os.path.splitext(out_path)
+    tmp = f"{root}.tmp{os.getpid()}{ext}"
+    start = time.perf_counter()
+    try:
+        for index in tqdm(range(total) if total else iter(int, 1), desc="frames", unit="frame"):
+            ok, frame = capture.read()
+            if not ok:
+                break
+            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            faces = detect(rgb)
+            if writer is None:
+                os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+                writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, rgb.shape[1::-1])
+            writer.write(cv2.cvtColor(draw_faces(rgb, faces), cv2.COLOR_RGB2BGR))
+            records.append(face_record(f"{os.path.basename(path)}#{index}", rgb, faces))
+    finally:
+        capture.release()
+        if writer is not None:
+            writer.release()
+    if not records:
+        raise DataError(f"{path}: no frame could be read")
+    os.replace(tmp, out_path)
+    seconds = time.perf_counter() - start
+    print(f"{path}: {len(records)} frames, {sum(len(r['faces']) for r in records)} faces, "
+          f"{len(records) / seconds:.1f} frames/s -> {out_path}")
+    return records
+
+
+def sample_image():
+    """The built-in sample: scikit-image's astronaut (512 x 512 RGB, one face)."""
+    from skimage import data
+    return data.astronaut()
+
+
+def run(args):
+    """Dispatch on the input kind; returns the exit status."""
+    detector = FaceDetector(args.cascade, args.scale_factor, args.min_neighbors, args.min_size)
+    keypointer = Keypointer(args.checkpoint, args.backend)
+
+    def detect(image):
+        return detect_keypoints(image, detector, keypointer, args.margin, args.refine)
+    out_dir, failures, records = args.out or "outputs", [], []
+    if args.input is None:
+        out = args.out or os.path.join(out_dir, "astronaut_keypoints.png")
+        records.append(run_image(sample_image(), "astronaut", out, detect))
+    elif os.path.isdir(args.input):
+        files = sorted(f for f in os.listdir(args.input) if not f.startswith("."))
+        folder_out = args.out or os.path.join("outputs", os.path.basename(os.path.normpath(args.input)))
+        for name in files:
+            try:
+                image = load_image(os.path.join(args.input, name))
+                out = os.path.join(folder_out, os.path.splitext(name)[0] + "_keypoints.png")
+                records.append(run_image(image, name, out, detect))
+            except DataError as e:
+                failures.append(str(e))
+    elif not os.path.exists(args.input):
+        raise DataError(f"{args.input}: no such file or directory")
+    elif os.path.splitext(args.input)[1].lower() in VIDEO_EXTENSIONS:
+        stem = os.path.splitext(os.path.basename(args.input))[0]
+        out = args.out or os.path.join(out_dir, stem + "_keypoints.mp4")
+        records = run_video(args.input, out, detect)
+    else:
+        stem = os.path.splitext(os.path.basename(args.input))[0]
+        out = args.out or os.path.join(out_dir, stem + "_keypoints.png")
+        records.append(run_image(load_image(args.input), os.path.basename(args.input), out, detect))
+    if args.json:
+        single = args.input is None or (os.path.isfile(args.input) and len(records) == 1
+                                        and not args.input.lower().endswith(tuple(VIDEO_EXTENSIONS)))
+        save_json(args.json, records[0] if single else records)
+        print(f"keypoints -> {args.json}")
+    if failures:
+        print(f"{len(failures)} file(s) failed:\n  " + "\n  ".join(failures), file=sys.stderr)
+        return 1
+    return 0
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("input", nargs="?", help="image, folder or video (default: built-in sample)")
+    p.add_argument("-o", "--out", help="output image/video path (a folder for a folder input)")
+    p.add_argument("--json", help="also write the faces and keypoints as JSON here")
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="(default: %(default)s)")
+    p.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="(default: onnx)")
+    p.add_argument("--cascade", default=DEFAULT_CASCADE,
+                   help="Haar cascade: a path, or a name in detector_architectures/ or OpenCV's data")
+    p.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
+                   help="ROI padding per side, fraction of the box width (default: %(default)s)")
+    p.add_argument("--scale-factor", type=float, default=1.1, help="Haar image-pyramid step (default: 1.1)")
+    p.add_argument("--min-neighbors", type=int, default=5, help="Haar detections to confirm a face (default: 5)")
+    p.add_argument("--min-size", type=int, default=30, help="smallest face side, pixels (default: 30)")
+    p.add_argument("--refine", type=int, default=1,
+                   help="re-frame on the predicted keypoints and predict again, N times (default: 1)")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        sys.exit(run(args))
+    except (DataError, CheckpointError) as e:
+        sys.exit(f"error: {e}")
+    except OSError as e:
+        sys.exit(f"error: {e.filename or ''}: {e.strerror}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""Score a checkpoint on the 770 test faces: NME, failure rate, AUC, CED plot, timing.
+
+    python evaluate.py                                  # shipped model, ground-truth framing
+    python evaluate.py --framing haar --json out.json   # the whole pipeline on raw images
+
+NME = mean point-to-point error / ground-truth outer-eye-corner distance (points 36, 45),
+in original-image pixels. With --framing haar a face the detector misses counts as a
+failure and enters the mean NME at the failure threshold (0.10).
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+import data_load
+from checkpoint import CheckpointError
+from detect import DEFAULT_MARGIN, FaceDetector, keypoints_for_boxes, keypoints_for_squares, to_gray
+from keypointer import DEFAULT_CHECKPOINT, Keypointer
+from metrics import FAILURE_THRESHOLD, ced_curve, nme_per_face, summarize
+
+TIMING_RUNS = 200   # batch-of-one forward passes timed after warm-up
+
+
+def match_box(boxes, keypoints):
+    """Index of the detection whose centre is nearest the annotated face, or None if
+    no box centre lies within half the keypoint box of it."""
+    if len(boxes) == 0:
+        return None
+    lo, hi = keypoints.min(0), keypoints.max(0)
+    centers = boxes[:, :2] + boxes[:, 2:] / 2
+    dist = np.linalg.norm(centers - (lo + hi) / 2, axis=1)
+    best = int(np.argmin(dist))
+    return best if dist[best] <= (hi - lo).max() / 2 else None
+
+
+def predict_test_set(keypointer, data_dir, framing="gt", detector=None, margin=DEFAULT_MARGIN,
+                     refine=1, subset=0):
+    """Per-face results on the test split: list of dicts with name, nme (None if missed),
+    keypoints and the keypoint-stage seconds."""
+    csv_file, image_dir = data_load.split_paths(data_dir, "test")
+    dataset = data_load.FacialKeypointsDataset(csv_file, image_dir)
+    results = []
+    for i in range(subset or len(dataset)):
+        item = dataset[i]
+        gray, target = to_gray(item["image"]), item["keypoints"]
+        if framing == "gt":
+            t0 = time.perf_counter()
+            kp = keypoints_for_squares(gray, [data_load.face_square(target)], keypointer, refine)[0]
+        else:
+            boxes = detector(gray)
+            j = match_box(boxes, target)
+            if j is None:
+                results.append({"name": item["name"], "nme": None, "keypoints": None})
+                continue
+            t0 = time.perf_counter()
+            kp = keypoints_for_boxes(gray, boxes[j:j + 1], keypointer, margin, refine)[0]
+        results.append({"name": item["name"], "nme": float(nme_per_face(kp, target)),
+                        "keypoints": kp, "seconds": time.perf_counter() - t0})
+    return results
+
+
+def score(results):
+    """Summary with missed faces as failures at the threshold (and +inf in the CED)."""
+    found = np.array([r["nme"] for r in results if r["nme"] is not None])
+    missed = sum(r["nme"] is None for r in results)
+    all_nme = np.concatenate([found, np.full(missed, FAILURE_THRESHOLD)])
+    with_inf = np.concatenate([found, np.full(missed, np.inf)])
+    summary = summarize(with_inf)
+    summary.update(nme=float(all_nme.mean()), nme_detected=float(found.mean()) if len(found) else None,
+                   detection_rate=len(found) / len(results), missed=int(missed),
+                   failure_rate=float((with_inf > FAILURE_THRESHOLD).mean()))
+    return summary
+
+
+def time_per_face(keypointer, runs=TIMING_RUNS):
+    """Median milliseconds of one batch-of-one forward pass, after warm-up."""
+    crop = np.random.default_rng(0).random((1, 1, keypointer.input_size, keypointer.input_size))
+    for _ in range(20):
+        keypointer(crop)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        keypointer(crop)
+        times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times))
+
+
+def plot_ced(curves, path):
+    """Cumulative error distribution curves {label: nmes} to ``path`` (PNG)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for label, nmes in curves.items():
+        xs, ys = ced_curve(nmes)
+        ax.plot(xs, ys, label=label)
+    ax.set(xlabel="NME (outer-eye-corner distance)", ylabel="fraction of faces",
+           xlim=(0, FAILURE_THRESHOLD), ylim=(0, 1), title="Cumulative error distribution")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    p.add_argument("--data-dir", help=f"dataset root (default: ${data_load.DATA_DIR_ENV} or ./data)")
+    p.add_argument("--framing", choices=("gt", "haar"), default="gt",
+                   help="crop from ground-truth keypoints, or run the Haar pipeline (default: gt)")
+    p.add_argument("--refine", type=int, default=1, help="re-framing passes (default: 1)")
+    p.add_argument("--margin", type=float, default=DEFAULT_MARGIN)
+    p.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
+    p.add_argument("--subset", type=int, default=0, help="only the first N test images")
+    p.add_argument("--json", help="write the summary here")
+    p.add_argument("--ced", help="write the CED plot (PNG) here")
+    args = p.parse_args(argv)
+    try:
+        data_dir = data_load.resolve_data_dir(args.data_dir)
+        keypointer = Keypointer(args.checkpoint, args.backend)
+        detector = FaceDetector() if args.framing == "haar" else None
+        t0 = time.perf_counter()
+        results = predict_test_set(keypointer, data_dir, args.framing, detector, args.margin,
+                                   args.refine, args.subset)
+    except (data_load.DataError, CheckpointError) as e:
+        sys.exit(f"error: {e}")
+    summary = score(results)
+    summary.update(checkpoint=args.checkpoint, framing=args.framing, refine=args.refine,
+                   backend=args.backend, seconds=time.perf_counter() - t0,
+                   forward_ms=time_per_face(keypointer),
+                   keypoint_ms_per_face=1000 * float(np.median([r["seconds"] for r in results if "seconds" in r])))
+    print(json.dumps(summary, indent=2))
+    if args.json:
+        with open(args.json + ".tmp", "w") as f:
+            json.dump(summary, f, indent=2)
+        os.replace(args.json + ".tmp", args.json)
+    if args.ced:
+        plot_ced({f"{args.framing} framing": [r["nme"] if r["nme"] is not None else np.inf for r in results]}, args.ced)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Keypoint inference on face crops, in eager PyTorch or ONNX Runtime.
+
+`python keypointer.py CHECKPOINT --onnx OUT.onnx` exports the model and checks that
+ONNX Runtime's outputs equal PyTorch's within ONNX_TOLERANCE.
+"""
+import argparse
+import io
+import os
+import sys
+import warnings
+
+import numpy as np
+import torch
+
+from checkpoint import CheckpointError, load_model
+from data_load import FRAMING_SCALE, denormalize_keypoints
+
+DEFAULT_CHECKPOINT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                  "saved_models", "keypointnet.pt")
+ONNX_TOLERANCE = 1e-4   # max |onnx - torch| in the [-1, 1] frame (~0.006 px at 112 px)
+
+
+def export_onnx(model, input_size):
+    """The model as ONNX bytes with a dynamic batch dimension."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, torch.zeros(1, 1, input_size, input_size), buffer,
+                          input_names=["crops"], output_names=["keypoints"],
+                          dynamic_axes={"crops": {0: "faces"}, "keypoints": {0: "faces"}},
+                          dynamo=False)
+    return buffer.getvalue()
+
+
+class Keypointer:
+    """Predict 68 keypoints in crop pixels from grayscale crops (N, 1, S, S) in [0, 1]."""
+
+    def __init__(self, checkpoint=DEFAULT_CHECKPOINT, backend="onnx", threads=None):
+        if backend not in ("torch", "onnx"):
+            raise ValueError(f"unknown backend {backend!r}; choose torch or onnx")
+        self.model, self.config = load_model(checkpoint)
+        self.input_size = self.config["model"]["input_size"]
+        self.framing_scale = self.config.get("framing_scale", FRAMING_SCALE)
+        self.backend, self.session = backend, None
+        if backend == "onnx":
+            import onnxruntime as ort
+            options = ort.SessionOptions()
+            if threads:
+                options.intra_op_num_threads = threads
+            self.session = ort.InferenceSession(export_onnx(self.model, self.input_size), options,
+                                                providers=["CPUExecutionProvider"])
+
+    def raw(self, crops):
+        """Model output in the [-1, 1] frame, (N, 68, 2) float32."""
+        crops = np.ascontiguousarray(crops, dtype=np.float32)
+        if self.session is not None:
+            out = self.session.run(None, {"crops": crops})[0]
+        else:
+            with torch.inference_mode():
+                out = self.model(torch.from_numpy(crops)).numpy()
+        return out.reshape(len(crops), -1, 2)
+
+    def __call__(self, crops):
+        """Keypoints in pixels of the S x S crops, (N, 68, 2)."""
+        if len(crops) == 0:
+            return np.zeros((0, 68, 2), np.float32)
+        return denormalize_keypoints(self.raw(crops), self.input_size)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Export a checkpoint to ONNX and verify it.")
+    parser.add_argument("checkpoint", nargs="?", default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--onnx", required=True, help="output .onnx path")
+    args = parser.parse_args(argv)
+    try:
+        torch_kp, onnx_kp = Keypointer(args.checkpoint, "torch"), Keypointer(args.checkpoint, "onnx")
+    except CheckpointError as e:
+        sys.exit(f"error: {e}")
+    crops = np.random.default_rng(0).random((8, 1, torch_kp.input_size, torch_kp.input_size))
+    diff = float(np.abs(torch_kp.raw(crops) - onnx_kp.raw(crops)).max())
+    tmp = args.onnx + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(export_onnx(torch_kp.model, torch_kp.input_size))
+    os.replace(tmp, args.onnx)
+    print(f"wrote {args.onnx}; max |onnx - torch| = {diff:.2e} (tolerance {ONNX_TOLERANCE:.0e})")
+    if diff > ONNX_TOLERANCE:
+        sys.exit("error: ONNX Runtime output differs from PyTorch beyond the tolerance")
+
+
+if __name__ == "__main__":
+    main()

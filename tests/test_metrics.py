@@ -1,0 +1,33 @@
+"""NME, failure rate and AUC on constructed predictions with known answers."""
+import numpy as np
+
+from metrics import nme_per_face, summarize
+
+
+def faces(n=5, seed=0):
+    return np.random.default_rng(seed).uniform(0, 200, (n, 68, 2))
+
+
+def test_perfect_predictions_have_zero_error():
+    target = faces()
+    np.testing.assert_allclose(nme_per_face(target, target), 0.0)
+    assert summarize(nme_per_face(target, target))["auc"] > 0.99
+
+
+def test_shift_by_d_gives_d_over_the_outer_eye_distance():
+    target = faces()
+    shift = np.array([3.0, 4.0])                       # |d| = 5 px
+    eyes = np.linalg.norm(target[:, 36] - target[:, 45], axis=1)
+    np.testing.assert_allclose(nme_per_face(target + shift, target), 5.0 / eyes)
+
+
+def test_failure_rate_and_mean():
+    summary = summarize([0.02, 0.05, 0.2, 0.5])
+    assert summary["failure_rate"] == 0.5
+    assert abs(summary["nme"] - 0.1925) < 1e-12
+    assert summary["faces"] == 4
+
+
+def test_auc_of_a_constant_error_is_the_area_after_it():
+    assert abs(summarize([0.05] * 10)["auc"] - 0.5) < 1e-2
+    assert summarize([0.5] * 3)["auc"] == 0.0

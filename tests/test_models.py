@@ -1,0 +1,81 @@
+"""Model shapes, parameter counts, and checkpoints that rebuild the model from the file."""
+import numpy as np
+import pytest
+import torch
+
+import models
+from checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from keypointer import ONNX_TOLERANCE, Keypointer
+
+
+@pytest.mark.parametrize("config", [
+    {"arch": "net", "input_size": 96}, {"arch": "net", "input_size": 112},
+    {"arch": "naimishnet", "input_size": 96}, {"arch": "oneconv", "input_size": 64},
+    {"arch": "smallnet", "input_size": 96}, {"arch": "keypointnet", "input_size": 112}])
+def test_every_model_maps_gray_crops_to_136_values(config):
+    model = models.build_model(config).eval()
+    size = config["input_size"]
+    assert model(torch.rand(2, 1, size, size)).shape == (2, 136)
+
+
+def test_net_has_batchnorm_and_rising_dropout():
+    net = models.Net()
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    drops = [m.p for m in net.features.modules() if isinstance(m, torch.nn.Dropout)]
+    assert drops == sorted(drops) and len(drops) == 4
+
+
+def test_parameter_count_splits_conv_and_fc():
+    counts = models.count_parameters(models.OneConvNet(input_size=64, channels=8, pool=4))
+    assert counts["conv"] == 8 * 25 + 8
+    assert counts["fc"] == 8 * 16 * 16 * 136 + 136
+    assert counts["total"] == counts["conv"] + counts["fc"] + counts["other"]
+    # NaimishNet as published: ~7.4M parameters, almost all in the dense layers
+    naimish = models.count_parameters(models.NaimishNet())
+    assert 7.0e6 < naimish["total"] < 8.0e6 and naimish["fc"] > 0.95 * naimish["total"]
+
+
+def test_unknown_architecture():
+    with pytest.raises(ValueError, match="unknown architecture"):
+        models.build_model({"arch": "resnet9000", "input_size": 96})
+
+
+def _checkpoint(tmp_path, config=None):
+    config = config or {"arch": "keypointnet", "input_size": 64}
+    model = models.build_model(config).eval()
+    path = str(tmp_path / "m.pt")
+    save_checkpoint({"config": {"model": config, "framing_scale": 1.8}, "model": model.state_dict()}, path)
+    return model, path
+
+
+def test_checkpoint_rebuilds_the_same_model(tmp_path):
+    model, path = _checkpoint(tmp_path)
+    rebuilt, config = load_model(path)
+    x = torch.rand(3, 1, 64, 64)
+    torch.testing.assert_close(rebuilt(x), model(x))
+    assert config["model"]["arch"] == "keypointnet"
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+def test_onnx_backend_matches_torch(tmp_path):
+    _, path = _checkpoint(tmp_path)
+    crops = np.random.default_rng(1).random((4, 1, 64, 64))
+    diff = np.abs(Keypointer(path, "onnx").raw(crops) - Keypointer(path, "torch").raw(crops)).max()
+    assert diff < ONNX_TOLERANCE
+
+
+def test_bad_checkpoints_give_clear_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(str(tmp_path / "none.pt"))
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(str(tmp_path / "junk.pt"))
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a keypoints checkpoint"):
+        load_checkpoint(str(tmp_path / "other.pt"))
+    _, path = _checkpoint(tmp_path)
+    state = torch.load(path, weights_only=True)
+    state["config"]["model"]["width"] = [8, 8, 8, 8]
+    torch.save(state, tmp_path / "mismatch.pt")
+    with pytest.raises(CheckpointError, match="incompatible checkpoint"):
+        load_model(str(tmp_path / "mismatch.pt"))

@@ -1,0 +1,127 @@
+"""Geometry of the keypoint-aware transforms: round trips and known values."""
+import numpy as np
+import pytest
+import torch
+
+import data_load as dl
+
+
+def synthetic(h=120, w=100, seed=0):
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+    keypoints = rng.uniform([10, 10], [w - 10, h - 10], (68, 2)).astype(np.float32)
+    return image, keypoints
+
+
+def test_flip_permutation_is_an_involution_and_swaps_eyes():
+    perm = dl.FLIP_PERMUTATION
+    assert sorted(perm) == list(range(68))
+    assert (perm[perm] == np.arange(68)).all()
+    assert perm[36] == 45 and perm[45] == 36          # outer eye corners
+    assert list(perm[36:42]) == [45, 44, 43, 42, 47, 46]
+    assert perm[30] == 30 and perm[8] == 8            # nose tip and chin stay
+
+
+def test_flip_twice_is_identity():
+    image, kp = synthetic()
+    once = dl.hflip(image, kp)
+    twice = dl.hflip(*once)
+    assert torch.equal(twice[0], dl.as_image(image))
+    np.testing.assert_allclose(np.asarray(twice[1]), kp, atol=1e-5)
+    assert not np.allclose(np.asarray(once[1]), kp)
+
+
+def test_flip_mirrors_x_and_moves_the_left_eye_to_the_right():
+    image, kp = synthetic(w=100)
+    _, flipped = dl.hflip(image, kp)
+    flipped = np.asarray(flipped)
+    # the flipped point 45 is the mirror image of the original point 36
+    np.testing.assert_allclose(flipped[45], [99 - kp[36, 0], kp[36, 1]], atol=1e-5)
+    np.testing.assert_allclose(flipped[36], [99 - kp[45, 0], kp[45, 1]], atol=1e-5)
+
+
+def test_random_flip_probability_zero_and_one():
+    image, kp = synthetic()
+    _, kept = dl.RandomHorizontalFlip(p=0.0)(image, kp)
+    _, flipped = dl.RandomHorizontalFlip(p=1.0)(image, kp)
+    np.testing.assert_allclose(np.asarray(kept), kp)
+    np.testing.assert_allclose(np.asarray(flipped), np.asarray(dl.hflip(image, kp)[1]))
+
+
+@pytest.mark.parametrize("angle", [-30.0, 17.0, 90.0])
+def test_rotated_keypoint_lands_on_the_marked_pixel(angle):
+    h, w = 101, 101
+    image = np.zeros((h, w), np.uint8)
+    mark = np.array([70.0, 30.0], np.float32)
+    image[29:32, 69:72] = 255                          # a 3x3 dot centred on the mark
+    kp = np.repeat(mark[None], 68, axis=0)
+    rotate = dl.RandomRotation(degrees=(angle, angle))
+    out_image, out_kp = rotate(image, kp)
+    ys, xs = np.nonzero(out_image[0].numpy() > 60)
+    centroid = np.array([xs.mean(), ys.mean()])
+    np.testing.assert_allclose(np.asarray(out_kp)[0], centroid, atol=1.0)
+
+
+def test_crop_then_map_back_returns_original_coordinates():
+    image, kp = synthetic(200, 160)
+    square = dl.face_square(kp)
+    crop = dl.crop_square(image, square, 96)
+    assert crop.shape == (3, 96, 96)
+    _, in_crop = dl.FaceCrop(96)(image, kp)
+    np.testing.assert_allclose(dl.uncrop_points(np.asarray(in_crop), square, 96), kp, atol=1e-3)
+
+
+def test_crop_outside_the_image_is_zero_filled_not_wrapped():
+    image = np.full((50, 50), 200, np.uint8)
+    crop = dl.crop_square(image, (-50, -50, 100), 100)[0].numpy()
+    assert crop[:45, :45].max() == 0                   # the part above-left of the image
+    assert crop[55:, 55:].min() == 200                 # the image itself
+
+
+def test_random_crop_keeps_an_image_of_exactly_the_crop_size():
+    image, kp = synthetic(64, 64)
+    out, out_kp = dl.RandomCrop(64)(image, kp)
+    assert out.shape[-2:] == (64, 64)
+    np.testing.assert_allclose(np.asarray(out_kp), kp)
+
+
+def test_random_crop_shifts_keypoints_by_the_crop_offset():
+    image = np.zeros((80, 90), np.uint8)
+    image[40, 50] = 255
+    kp = np.tile([[50.0, 40.0]], (68, 1))
+    out, out_kp = dl.RandomCrop(60)(image, kp)
+    y, x = np.argwhere(out[0].numpy() == 255)[0]
+    np.testing.assert_allclose(np.asarray(out_kp)[0], [x, y])
+
+
+def test_rescale_scales_keypoints_with_the_image():
+    image, kp = synthetic(200, 100)
+    out, out_kp = dl.Rescale(50)(image, kp)            # shorter side 100 -> 50
+    assert tuple(out.shape[-2:]) == (100, 50)
+    np.testing.assert_allclose(np.asarray(out_kp), kp * 0.5, atol=1e-4)
+
+
+def test_normalize_and_denormalize_are_inverse_and_image_is_unit_gray():
+    image, kp = synthetic(96, 96)
+    out, norm = dl.Normalize()(image, kp)
+    assert out.shape == (1, 96, 96) and out.dtype == torch.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    assert np.abs(norm).max() <= 1.0
+    np.testing.assert_allclose(dl.denormalize_keypoints(norm, 96), kp, atol=1e-4)
+    np.testing.assert_allclose(dl.normalize_keypoints(np.array([[0.0, 96.0]]), 96), [[-1.0, 1.0]])
+
+
+def test_color_jitter_changes_pixels_not_keypoints():
+    image, kp = synthetic()
+    out, out_kp = dl.ColorJitter(brightness=(1.5, 1.5))(image, kp)
+    np.testing.assert_allclose(np.asarray(out_kp), kp)
+    assert not torch.equal(out, dl.as_image(image))
+
+
+def test_train_and_eval_transforms_give_model_ready_tensors(face_sample):
+    image, kp = face_sample
+    for tf in (dl.train_transform(96), dl.eval_transform(96)):
+        x, y = tf(image, kp)
+        assert x.shape == (1, 96, 96) and x.dtype == torch.float32
+        assert y.shape == (68, 2) and y.abs().max() < 1.0
+        assert type(x) is torch.Tensor
