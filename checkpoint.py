@@ -49,3 +49,21 @@ def load_model(path, map_location="cpu"):
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{path}: incompatible checkpoint ({str(e).splitlines()[0]})") from None
     return model.to(map_location).eval(), config
+
+
+def export_release(src, dst):
+    """Copy a training checkpoint without optimizer state: config, weights, history."""
+    state = load_checkpoint(src)
+    keep = ("config", "model", "epoch", "history", "val_nme", "best_val_loss")
+    save_checkpoint({k: state[k] for k in keep if k in state}, dst)
+
+
+if __name__ == "__main__":
+    import sys
+    if len(sys.argv) != 3:
+        sys.exit("usage: python checkpoint.py TRAINING_CHECKPOINT RELEASE_PATH")
+    try:
+        export_release(sys.argv[1], sys.argv[2])
+    except CheckpointError as e:
+        sys.exit(f"error: {e}")
+    print(f"wrote {sys.argv[2]} ({os.path.getsize(sys.argv[2]) / 1e6:.2f} MB)")

@@ -1,0 +1,197 @@
+"""The detection pipeline: ROI geometry, framing, real images, video, and bad input."""
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+import data_load as dl
+import detect
+from conftest import ROOT, SHIPPED_MODEL
+from keypointer import Keypointer
+
+
+class CentreKeypointer:
+    """A stand-in model that puts all 68 points at the centre of every crop."""
+    input_size, framing_scale = 64, dl.FRAMING_SCALE
+
+    def __call__(self, crops):
+        return np.full((len(crops), 68, 2), self.input_size / 2, np.float32)
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    return detect.FaceDetector(), Keypointer(SHIPPED_MODEL)
+
+
+@pytest.fixture(scope="module")
+def astronaut_faces(pipeline):
+    return detect.detect_keypoints(detect.sample_image(), *pipeline)
+
+
+def test_pad_box_grows_by_the_margin_and_clamps():
+    assert detect.pad_box((100, 100, 50, 40), 0.2, 500, 500) == (90, 92, 70, 56)
+    x, y, w, h = detect.pad_box((5, 3, 50, 50), 0.3, 60, 55)
+    assert (x, y) == (0, 0) and x + w == 60 and y + h == 55
+
+
+def test_roi_square_size_and_shift():
+    x, y, side = detect.roi_square((100, 100, 50, 50), margin=0.3, center_shift=0.2)
+    assert side == pytest.approx(80)
+    assert (x + side / 2, y + side / 2) == pytest.approx((125, 135))
+
+
+def test_keypoints_map_back_to_the_roi_in_image_coordinates():
+    gray = np.zeros((300, 400), np.uint8)
+    squares = [(10.0, 20.0, 100.0), (-30.0, 250.0, 80.0)]        # the second leaves the image
+    kp = detect.keypoints_for_squares(gray, squares, CentreKeypointer(), refine=0)
+    np.testing.assert_allclose(kp[:, 0], [[60, 70], [10, 290]], atol=1e-4)
+
+
+def test_padded_haar_roi_matches_the_training_framing(data_dir):
+    """Haar boxes are tight; with the 0.3 margin and centre shift the crop has the
+    training framing (square around the keypoints) up to detector jitter."""
+    dataset = dl.FacialKeypointsDataset(*dl.split_paths(data_dir, "train"))
+    detector, stats = detect.FaceDetector(), {0.0: [], 0.3: []}
+    for i in range(0, len(dataset), 60):
+        item = dataset[i]
+        boxes = detector(detect.to_gray(item["image"]))
+        x, y, side = dl.face_square(item["keypoints"])
+        centres = boxes[:, :2] + boxes[:, 2:] / 2
+        if not len(boxes):
+            continue
+        box = boxes[np.argmin(np.linalg.norm(centres - [x + side / 2, y + side / 2], axis=1))]
+        for margin in stats:
+            rx, ry, rside = detect.roi_square(box, margin)
+            offset = np.hypot(rx + rside / 2 - x - side / 2, ry + rside / 2 - y - side / 2)
+            stats[margin].append((rside / side, offset / side))
+    padded, tight = np.median(stats[0.3], axis=0), np.median(stats[0.0], axis=0)
+    assert len(stats[0.3]) >= 50
+    assert 0.92 < padded[0] < 1.08 and padded[1] < 0.06
+    assert tight[0] < 0.65                                  # the bare Haar box is far too tight
+
+
+def test_pipeline_finds_the_astronaut(astronaut_faces):
+    image = detect.sample_image()
+    assert len(astronaut_faces) == 1
+    face = astronaut_faces[0]
+    assert face["keypoints"].shape == (68, 2)
+    x, y, w, h = detect.pad_box(face["box"], 0.3, image.shape[1], image.shape[0])
+    kp = face["keypoints"]
+    assert (kp[:, 0] > x).all() and (kp[:, 0] < x + w).all()
+    assert (kp[:, 1] > y).all() and (kp[:, 1] < y + h).all()
+    # anatomy: eyes above the nose tip above the mouth; the right eye (36-41) on the image's left
+    assert kp[36:48, 1].mean() < kp[30, 1] < kp[48:68, 1].mean()
+    assert kp[36:42, 0].mean() < kp[42:48, 0].mean()
+
+
+def test_one_face_per_pasted_copy(pipeline, astronaut_faces):
+    image = detect.sample_image()
+    face = astronaut_faces[0]
+    x, y, w, h = detect.pad_box(face["box"], 0.6, *image.shape[1::-1])
+    patch = image[y:y + h, x:x + w]
+    canvas = np.full((760, 1060, 3), 128, np.uint8)
+    placements = [(40, 60, 1.0), (500, 80, 1.5), (300, 420, 0.8), (750, 450, 1.2)]
+    for px, py, s in placements:
+        resized = cv2.resize(patch, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        canvas[py:py + resized.shape[0], px:px + resized.shape[1]] = resized
+    faces = detect.detect_keypoints(canvas, *pipeline)
+    assert len(faces) == len(placements)
+    eye = np.linalg.norm(face["keypoints"][36] - face["keypoints"][45])
+    for px, py, s in placements:
+        expected = (face["keypoints"] - [x, y]) * s + [px, py]
+        errors = [np.linalg.norm(f["keypoints"] - expected, axis=1).mean() for f in faces]
+        assert min(errors) < 0.08 * eye * s
+
+
+def test_large_image_keeps_original_coordinates(pipeline, astronaut_faces):
+    big = cv2.resize(detect.sample_image(), None, fx=5, fy=5, interpolation=cv2.INTER_CUBIC)
+    faces = detect.detect_keypoints(big, *pipeline)      # largest face first
+    assert np.allclose(faces[0]["box"], np.multiply(astronaut_faces[0]["box"], 5), atol=15)
+    expected = astronaut_faces[0]["keypoints"] * 5
+    eye = np.linalg.norm(expected[36] - expected[45])
+    assert np.linalg.norm(faces[0]["keypoints"] - expected, axis=1).mean() < 0.08 * eye
+
+
+def run_cli(args, cwd):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "detect.py"), *args],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+def test_cli_default_sample_and_json(tmp_path):
+    out = run_cli(["--json", "faces.json", "-o", "astro.png"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    record = json.loads((tmp_path / "faces.json").read_text())
+    assert (record["image"], record["width"], record["height"]) == ("astronaut", 512, 512)
+    assert len(record["faces"]) == 1 and len(record["faces"][0]["keypoints"]) == 68
+    assert cv2.imread(str(tmp_path / "astro.png")).shape == (512, 512, 3)
+
+
+def test_cli_video_end_to_end(tmp_path):
+    image = cv2.cvtColor(detect.sample_image(), cv2.COLOR_RGB2BGR)[:480, :480]
+    writer = cv2.VideoWriter(str(tmp_path / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (480, 480))
+    for shift in range(0, 30, 6):
+        writer.write(np.roll(image, shift, axis=1))
+    writer.release()
+    out = run_cli(["clip.mp4", "--json", "clip.json"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "frames/s" in out.stdout
+    records = json.loads((tmp_path / "clip.json").read_text())
+    assert len(records) == 5 and all(len(r["faces"]) == 1 for r in records)
+    xs = [np.mean(r["faces"][0]["keypoints"], axis=0)[0] for r in records]
+    assert np.all(np.diff(xs) > 2)                    # the face moves right, so do its points
+    capture = cv2.VideoCapture(str(tmp_path / "outputs" / "clip_keypoints.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+
+
+def write_variants(folder):
+    """The sample as gray, RGBA and 16-bit files, a face-less image, and bad files."""
+    rgb = detect.sample_image()
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    cv2.imwrite(str(folder / "gray.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+    cv2.imwrite(str(folder / "rgba.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA))
+    cv2.imwrite(str(folder / "deep.png"), bgr.astype(np.uint16) * 257)
+    cv2.imwrite(str(folder / "blank.png"), np.full((200, 300, 3), 90, np.uint8))
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "cut.jpg").write_bytes(cv2.imencode(".jpg", bgr)[1].tobytes()[:5000])
+
+
+@pytest.mark.parametrize("name,faces", [("gray.png", 1), ("rgba.png", 1), ("deep.png", 1), ("blank.png", 0)])
+def test_cli_handles_image_kinds(tmp_path, name, faces, capsys):
+    write_variants(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        detect.main([str(tmp_path / name), "--json", str(tmp_path / "r.json"), "-o", str(tmp_path / "o.png")])
+    assert exit_info.value.code == 0
+    assert len(json.loads((tmp_path / "r.json").read_text())["faces"]) == faces
+    if not faces:
+        assert "no face found" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,message", [
+    (["missing.jpg"], "missing.jpg: no such file or directory"),
+    (["notes.txt"], "notes.txt: not a readable image"),
+    (["cut.jpg"], "cut.jpg: truncated image file"),
+    (["--checkpoint", "none.pt"], "none.pt: checkpoint not found"),
+    (["--checkpoint", "notes.txt"], "notes.txt: not a readable checkpoint"),
+    (["--cascade", "nope.xml"], "nope.xml: cascade not found")])
+def test_cli_bad_input_is_one_line(tmp_path, args, message):
+    write_variants(tmp_path)
+    out = run_cli(args, tmp_path)
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), out.stderr
+
+
+def test_folder_run_goes_on_past_bad_files(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    write_variants(folder)
+    out = run_cli([str(folder), "--json", "all.json", "-o", "annotated"], tmp_path)
+    assert out.returncode == 1
+    assert "2 file(s) failed" in out.stderr and "notes.txt" in out.stderr and "cut.jpg" in out.stderr
+    records = json.loads((tmp_path / "all.json").read_text())
+    assert sorted(r["image"] for r in records) == ["blank.png", "deep.png", "gray.png", "rgba.png"]
+    assert len(list((tmp_path / "annotated").iterdir())) == 4
