@@ -18,10 +18,9 @@ import time
 
 import cv2
 import numpy as np
-import torchvision.transforms.v2.functional as F
 
 from checkpoint import CheckpointError
-from data_load import DataError, as_image, crop_square, face_square, load_image, uncrop_points
+from data_load import DataError, crop_square, face_square, load_image, uncrop_points
 from keypointer import DEFAULT_CHECKPOINT, Keypointer
 
 CASCADE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "detector_architectures")
@@ -88,9 +87,8 @@ def roi_square(box, margin=DEFAULT_MARGIN, center_shift=HAAR_CENTER_SHIFT):
 
 
 def to_gray(image):
-    """Any RGB/gray uint8 array -> (H, W) uint8 gray (same weights as training)."""
-    image = as_image(image)
-    return (F.rgb_to_grayscale(image) if image.shape[0] == 3 else image)[0].numpy()
+    """An RGB or gray uint8 array -> (H, W) uint8 gray (ITU-R 601 weights, as in training)."""
+    return image if image.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2GRAY)
 
 
 def predict_squares(gray, squares, keypointer):

@@ -36,30 +36,48 @@ def match_box(boxes, keypoints):
     return best if dist[best] <= (hi - lo).max() / 2 else None
 
 
-def predict_test_set(keypointer, data_dir, framing="gt", detector=None, margin=DEFAULT_MARGIN,
-                     refine=1, subset=0):
-    """Per-face results on the test split: list of dicts with name, nme (None if missed),
-    keypoints and the keypoint-stage seconds."""
-    csv_file, image_dir = data_load.split_paths(data_dir, "test")
-    dataset = data_load.FacialKeypointsDataset(csv_file, image_dir)
+def run_on_test_set(data_dir, find_boxes, landmarks, subset=0):
+    """Per-face results on the test split for any detector + landmarker pair.
+
+    ``find_boxes(image, target) -> (N, 4)`` boxes x, y, w, h (a real detector ignores
+    ``target``); ``landmarks(image, box) -> (68, 2)`` in image pixels. Returns dicts with name, nme (None when the face is missed),
+    keypoints and the seconds ``landmarks`` took.
+    """
+    dataset = data_load.FacialKeypointsDataset(*data_load.split_paths(data_dir, "test"))
     results = []
     for i in range(subset or len(dataset)):
         item = dataset[i]
-        gray, target = to_gray(item["image"]), item["keypoints"]
-        if framing == "gt":
-            t0 = time.perf_counter()
-            kp = keypoints_for_squares(gray, [data_load.face_square(target)], keypointer, refine)[0]
-        else:
-            boxes = detector(gray)
-            j = match_box(boxes, target)
-            if j is None:
-                results.append({"name": item["name"], "nme": None, "keypoints": None})
-                continue
-            t0 = time.perf_counter()
-            kp = keypoints_for_boxes(gray, boxes[j:j + 1], keypointer, margin, refine)[0]
+        image, target = item["image"], item["keypoints"]
+        boxes = np.asarray(find_boxes(image, target), np.float64).reshape(-1, 4)
+        j = match_box(boxes, target)
+        if j is None:
+            results.append({"name": item["name"], "nme": None, "keypoints": None})
+            continue
+        t0 = time.perf_counter()
+        kp = landmarks(image, boxes[j])
+        seconds = time.perf_counter() - t0
         results.append({"name": item["name"], "nme": float(nme_per_face(kp, target)),
-                        "keypoints": kp, "seconds": time.perf_counter() - t0})
+                        "keypoints": kp, "seconds": seconds})
     return results
+
+
+def cnn_pipeline(keypointer, framing="haar", detector=None, margin=DEFAULT_MARGIN, refine=1):
+    """(find_boxes, landmarks) for our CNN. ``framing='haar'``: the Haar detector and the
+    padded ROI; ``'gt'``: an oracle box, the training framing of the annotated face."""
+    if framing == "gt":
+        def find_boxes(image, target):
+            x, y, side = data_load.face_square(target, keypointer.framing_scale)
+            return [(x, y, side, side)]
+
+        def landmarks(image, box):
+            return keypoints_for_squares(to_gray(image), [tuple(box[:3])], keypointer, refine)[0]
+    else:
+        def find_boxes(image, target=None):
+            return detector(to_gray(image))
+
+        def landmarks(image, box):
+            return keypoints_for_boxes(to_gray(image), box[None], keypointer, margin, refine)[0]
+    return find_boxes, landmarks
 
 
 def score(results):
@@ -123,9 +141,9 @@ def main(argv=None):
         data_dir = data_load.resolve_data_dir(args.data_dir)
         keypointer = Keypointer(args.checkpoint, args.backend)
         detector = FaceDetector() if args.framing == "haar" else None
+        find_boxes, landmarks = cnn_pipeline(keypointer, args.framing, detector, args.margin, args.refine)
         t0 = time.perf_counter()
-        results = predict_test_set(keypointer, data_dir, args.framing, detector, args.margin,
-                                   args.refine, args.subset)
+        results = run_on_test_set(data_dir, find_boxes, landmarks, args.subset)
     except (data_load.DataError, CheckpointError) as e:
         sys.exit(f"error: {e}")
     summary = score(results)

@@ -129,8 +129,48 @@ class KeypointNet(nn.Module):
         return self.head(self.features(x))
 
 
+class HeatmapNet(nn.Module):
+    """KeypointNet's backbone, a feature pyramid back to 1/4 resolution, one heatmap
+    per keypoint, and a soft-argmax that turns each heatmap into (x, y) — integral
+    regression: the coordinates are read where the features are, not from an FC layer."""
+
+    def __init__(self, input_size=112, width=(32, 64, 128, 256), depth=(1, 2, 4, 2), neck=64):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, width[0], 3, 2, 1, bias=False),
+                                  nn.BatchNorm2d(width[0]), nn.ReLU(inplace=True))
+        stages, c_in = [], width[0]
+        for c_out, n in zip(width, depth):
+            blocks = [_separable(c_in if i == 0 else c_out, c_out, 2 if i == 0 and c_out != c_in else 1)
+                      for i in range(n)]
+            stages.append(nn.Sequential(*blocks))
+            c_in = c_out
+        self.stages = nn.ModuleList(stages)
+        self.lateral = nn.ModuleList(nn.Conv2d(c, neck, 1) for c in width[1:])
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.head = nn.Sequential(_separable(neck, neck, 1), nn.Conv2d(neck, NUM_OUTPUTS // 2, 1))
+        grid = input_size // 4
+        coords = (torch.arange(grid, dtype=torch.float32) + 0.5) / grid * 2 - 1
+        self.register_buffer("coords", coords, persistent=False)
+
+    def forward(self, x):
+        x = self.stem(x)
+        pyramid = []
+        for stage in self.stages:
+            x = stage(x)
+            pyramid.append(x)
+        top = self.lateral[-1](pyramid[-1])
+        for lateral, features in zip(reversed(self.lateral[:-1]), reversed(pyramid[1:-1])):
+            top = lateral(features) + self.up(top)
+        heatmaps = self.head(top)                                  # (N, 68, H/4, W/4)
+        n, k, h, w = heatmaps.shape
+        prob = torch.softmax(heatmaps.flatten(2), dim=-1).view(n, k, h, w)
+        x_coord = (prob.sum(2) * self.coords).sum(-1)
+        y_coord = (prob.sum(3) * self.coords).sum(-1)
+        return torch.stack([x_coord, y_coord], dim=-1).flatten(1)
+
+
 ARCHITECTURES = {"net": Net, "naimishnet": NaimishNet, "oneconv": OneConvNet,
-                 "smallnet": SmallNet, "keypointnet": KeypointNet}
+                 "smallnet": SmallNet, "keypointnet": KeypointNet, "heatmapnet": HeatmapNet}
 
 
 def build_model(config):

@@ -1,0 +1,88 @@
+"""Architecture study: how many conv and FC layers, and where the parameters live.
+
+Trains each candidate with the same recipe and epoch budget, then scores it on the
+770 test faces (ground-truth framing, one pass, so the nets alone are compared), and
+adds the shipped model trained in full. Writes JSON and a Markdown table.
+
+    python benchmarks/architecture_study.py --epochs 5 --json saved_models/architecture_study.json
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import data_load  # noqa: E402
+import models  # noqa: E402
+import train  # noqa: E402
+from evaluate import cnn_pipeline, run_on_test_set, score, time_per_face  # noqa: E402
+from keypointer import DEFAULT_CHECKPOINT, Keypointer  # noqa: E402
+
+CANDIDATES = {  # name: (arch, input size, description)
+    "oneconv": ("oneconv", 96, "1 conv + 1 FC"),
+    "smallnet": ("smallnet", 96, "3 conv (BN) + 2 FC"),
+    "naimishnet": ("naimishnet", 96, "NaimishNet as published: 4 conv + 3 FC"),
+    "net": ("net", 96, "Net: NaimishNet-style with BN, 4 conv + 2 FC"),
+    "keypointnet": ("keypointnet", 112, "KeypointNet: 10 separable conv + 2 FC"),
+}
+
+
+def measure(checkpoint, data_dir, label, train_seconds, epochs):
+    onnx, eager = Keypointer(checkpoint, "onnx"), Keypointer(checkpoint, "torch")
+    summary = score(run_on_test_set(data_dir, *cnn_pipeline(onnx, "gt", refine=0)))
+    params = models.count_parameters(eager.model)
+    return {"name": label, "arch": eager.config["model"]["arch"], "input_size": eager.input_size,
+            "epochs": epochs, "params": params, "test_nme": summary["nme"],
+            "failure_rate": summary["failure_rate"], "ms_onnx": time_per_face(onnx),
+            "ms_torch": time_per_face(eager, runs=50), "train_minutes": train_seconds / 60}
+
+
+def markdown(rows):
+    lines = ["| net | conv params | FC params | total | epochs | train min (2 CPU) | test NME | fail | ms/face ONNX | ms/face eager |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        p = r["params"]
+        lines.append(f"| {r['name']} | {p['conv']:,} | {p['fc']:,} | {p['total']:,} | {r['epochs']} | "
+                     f"{r['train_minutes']:.1f} | {r['test_nme']:.4f} | {r['failure_rate']:.1%} | "
+                     f"{r['ms_onnx']:.2f} | {r['ms_torch']:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--only", nargs="*", default=list(CANDIDATES), choices=list(CANDIDATES))
+    p.add_argument("--shipped", default=DEFAULT_CHECKPOINT)
+    p.add_argument("--out-dir", default="runs/study")
+    p.add_argument("--json", default="saved_models/architecture_study.json")
+    args = p.parse_args(argv)
+    try:
+        data_dir = data_load.resolve_data_dir(args.data_dir)
+    except data_load.DataError as e:
+        sys.exit(f"error: {e}")
+    rows = []
+    for name in args.only:
+        arch, size, label = CANDIDATES[name]
+        cfg = train.TrainConfig(data_dir=data_dir, out_dir=os.path.join(args.out_dir, name), arch=arch,
+                                input_size=size, epochs=args.epochs)
+        t0 = time.perf_counter()
+        train.train(cfg)
+        rows.append(measure(os.path.join(cfg.out_dir, "best.pt"), data_dir, label,
+                            time.perf_counter() - t0, args.epochs))
+        print(markdown(rows[-1:]), flush=True)
+    if os.path.exists(args.shipped):
+        from checkpoint import load_checkpoint
+        history = load_checkpoint(args.shipped).get("history", [])
+        rows.append(measure(args.shipped, data_dir, "KeypointNet, shipped (full recipe)",
+                            sum(h["seconds"] for h in history), len(history)))
+    table = markdown(rows)
+    print(table)
+    with open(args.json + ".tmp", "w") as f:
+        json.dump({"rows": rows, "markdown": table}, f, indent=2)
+    os.replace(args.json + ".tmp", args.json)
+
+
+if __name__ == "__main__":
+    main()

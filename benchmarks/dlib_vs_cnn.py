@@ -1,0 +1,117 @@
+"""Our pipeline against dlib's 68-point predictor on the same 770 test images.
+
+    pip install dlib-bin face-recognition-models     # benchmark-only dependencies
+    python benchmarks/dlib_vs_cnn.py [--json saved_models/benchmark.json]
+
+Each side uses its own detector (Haar + padded ROI for the CNN; dlib's HOG detector
+for dlib), a missed face counts as a failure and enters the mean NME at 0.10.
+Per-face time is the landmark stage alone (batch of one, median); the pipeline rate
+is detection + landmarks on a 640 x 480 frame with one face.
+"""
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import time
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import data_load  # noqa: E402
+from checkpoint import CheckpointError  # noqa: E402
+from detect import FaceDetector, detect_keypoints, sample_image  # noqa: E402
+from evaluate import cnn_pipeline, run_on_test_set, score  # noqa: E402
+from keypointer import DEFAULT_CHECKPOINT, Keypointer  # noqa: E402
+
+FRAME_RUNS = 100
+
+
+def load_dlib():
+    """dlib's HOG detector and 68-point predictor, or a clear message if absent."""
+    try:
+        import dlib
+    except ImportError:
+        sys.exit("error: dlib is not installed: pip install dlib-bin face-recognition-models")
+    # face_recognition_models imports pkg_resources (gone from recent setuptools): find
+    # its data folder without importing it.
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None:
+        sys.exit("error: face-recognition-models is not installed: pip install face-recognition-models")
+    path = os.path.join(spec.submodule_search_locations[0], "models", "shape_predictor_68_face_landmarks.dat")
+    return dlib, dlib.get_frontal_face_detector(), dlib.shape_predictor(path)
+
+
+def dlib_pipeline(dlib, detector, predictor):
+    def find_boxes(image, target=None):
+        return [(r.left(), r.top(), r.width(), r.height()) for r in detector(image, 1)]
+
+    def landmarks(image, box):
+        x, y, w, h = (int(v) for v in box)
+        shape = predictor(image, dlib.rectangle(x, y, x + w, y + h))
+        return np.array([(p.x, p.y) for p in shape.parts()], np.float32)
+    return find_boxes, landmarks
+
+
+def frame_640x480():
+    """The sample face on a 640 x 480 frame."""
+    frame = np.full((480, 640, 3), 120, np.uint8)
+    face = cv2.resize(sample_image(), (400, 400), interpolation=cv2.INTER_AREA)
+    frame[40:440, 120:520] = face
+    return frame
+
+
+def frames_per_second(run, frame, runs=FRAME_RUNS):
+    for _ in range(5):
+        run(frame)
+    t0 = time.perf_counter()
+    for _ in range(runs):
+        run(frame)
+    return runs / (time.perf_counter() - t0)
+
+
+def row(name, results, fps):
+    summary = score(results)
+    summary.update(name=name, fps_640x480=fps,
+                   ms_per_face=1000 * float(np.median([r["seconds"] for r in results if "seconds" in r])))
+    return summary
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    p.add_argument("--data-dir")
+    p.add_argument("--refine", type=int, default=1)
+    p.add_argument("--subset", type=int, default=0)
+    p.add_argument("--json", help="write the table as JSON here")
+    args = p.parse_args(argv)
+    dlib, dlib_detector, predictor = load_dlib()
+    try:
+        data_dir = data_load.resolve_data_dir(args.data_dir)
+        keypointer = Keypointer(args.checkpoint, "onnx")
+    except (data_load.DataError, CheckpointError) as e:
+        sys.exit(f"error: {e}")
+    haar = FaceDetector()
+    frame = frame_640x480()
+    ours = row("CNN (Haar + KeypointNet, ONNX Runtime)",
+               run_on_test_set(data_dir, *cnn_pipeline(keypointer, "haar", haar, refine=args.refine), args.subset),
+               frames_per_second(lambda f: detect_keypoints(f, haar, keypointer, refine=args.refine), frame))
+    find, mark = dlib_pipeline(dlib, dlib_detector, predictor)
+    theirs = row("dlib (HOG + 68-point shape predictor)", run_on_test_set(data_dir, find, mark, args.subset),
+                 frames_per_second(lambda f: [mark(f, b) for b in np.asarray(find(f), float)], frame))
+    table = [ours, theirs]
+    print(f"{'':42s} {'NME':>7s} {'fail':>7s} {'AUC@.1':>7s} {'detect':>7s} {'ms/face':>8s} {'fps':>6s}")
+    for r in table:
+        print(f"{r['name']:42s} {r['nme']:7.4f} {r['failure_rate']:7.2%} {r['auc']:7.3f} "
+              f"{r['detection_rate']:7.2%} {r['ms_per_face']:8.3f} {r['fps_640x480']:6.1f}")
+    ratio = ours["ms_per_face"] / theirs["ms_per_face"]
+    print(f"per-face time, CNN / dlib: {ratio:.2f}")
+    if args.json:
+        with open(args.json + ".tmp", "w") as f:
+            json.dump({"rows": table, "time_ratio": ratio, "refine": args.refine}, f, indent=2)
+        os.replace(args.json + ".tmp", args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Figures for the notebooks: faces with keypoints, loss curves, filters, feature maps."""
+import cv2
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from data_load import FLIP_PERMUTATION, denormalize_keypoints
+
+LEFT_SIDE = np.flatnonzero(FLIP_PERMUTATION > np.arange(68))   # one side of each mirrored pair
+
+
+def to_display(image):
+    """A tensor (C, H, W) or array (H, W[, C]) -> array for imshow."""
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().numpy()
+        image = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+    return np.asarray(image)
+
+
+def show_keypoints(ax, image, keypoints=None, truth=None, normalized=False, title=None, sides=False):
+    """Image with predicted (magenta) and ground-truth (green) keypoints.
+
+    ``normalized``: keypoints are in the [-1, 1] frame of the (square) image.
+    ``sides``: colour one side of each mirrored pair orange, the other blue.
+    """
+    image = to_display(image)
+    ax.imshow(image, cmap="gray" if image.ndim == 2 else None)
+    size = image.shape[1]
+    for points, style in ((truth, dict(c="lime", s=10)), (keypoints, dict(c="magenta", s=10))):
+        if points is None:
+            continue
+        points = np.asarray(points, np.float32).reshape(-1, 2)
+        if normalized:
+            points = denormalize_keypoints(points, size)
+        if sides and points is keypoints:
+            colours = np.full(68, "white", object)
+            colours[LEFT_SIDE] = "orange"
+            colours[FLIP_PERMUTATION[LEFT_SIDE]] = "deepskyblue"
+            style = dict(c=list(colours), s=12)
+        ax.scatter(points[:, 0], points[:, 1], marker=".", **style)
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.axis("off")
+
+
+def grid(n, cols=4, size=3.0):
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, axes.flat
+
+
+def plot_history(history, title="Loss per epoch", ax=None):
+    """Train and validation loss in one plot (log scale)."""
+    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    epochs = [h["epoch"] for h in history]
+    ax.plot(epochs, [h["train_loss"] for h in history], label="train")
+    ax.plot(epochs, [h["val_loss"] for h in history], label="validation (unseen people)")
+    ax.set(xlabel="epoch", ylabel="SmoothL1 loss", yscale="log", title=title)
+    ax.legend()
+    return ax
+
+
+def first_conv(model):
+    return next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+def show_filters(weights, cols=8):
+    """Kernels (N, 1, k, k) as a grid of gray images."""
+    weights = weights.detach().cpu().numpy()[:, 0]
+    fig, axes = grid(len(weights), cols, 1.2)
+    for ax, w in zip(axes, weights):
+        ax.imshow(w, cmap="gray")
+        ax.axis("off")
+    return fig
+
+
+def filter_responses(gray, weights):
+    """Each first-layer kernel applied to a gray image with cv2.filter2D."""
+    image = gray.astype(np.float32) / 255.0
+    return [cv2.filter2D(image, -1, w[0]) for w in weights.detach().cpu().numpy()]
+
+
+def feature_maps(model, x, layer):
+    """The output of ``layer`` (a module of ``model``) for input ``x``: (C, H, W)."""
+    captured = {}
+    handle = layer.register_forward_hook(lambda m, i, o: captured.setdefault("out", o.detach()))
+    with torch.no_grad():
+        model.eval()(x)
+    handle.remove()
+    return captured["out"][0].cpu().numpy()
+
+
+def compose_canvas(images, cols=3, cell=320, background=110):
+    """Several RGB images on one canvas, each scaled to fit a cell (for multi-face demos)."""
+    rows = (len(images) + cols - 1) // cols
+    canvas = np.full((rows * cell, cols * cell, 3), background, np.uint8)
+    for i, image in enumerate(images):
+        scale = 0.9 * cell / max(image.shape[:2])
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        y = (i // cols) * cell + (cell - image.shape[0]) // 2
+        x = (i % cols) * cell + (cell - image.shape[1]) // 2
+        canvas[y:y + image.shape[0], x:x + image.shape[1]] = image
+    return canvas
