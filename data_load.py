@@ -208,16 +208,25 @@ def crop_square(image, square, size):
     Parts of the square outside the image are filled with zeros (no wrap-around).
     Returns the crop as a tv_tensors.Image; map points back with :func:`uncrop_points`.
     """
-    x, y, side = square
-    image = as_image(image)
-    return F.resized_crop(image, int(round(y)), int(round(x)), max(1, int(round(side))),
-                          max(1, int(round(side))), [size, size], antialias=True)
+    x, y, side = _pixel_square(square)
+    return F.resized_crop(as_image(image), y, x, side, side, [size, size], antialias=True)
+
+
+def _pixel_square(square):
+    """The square as crop_square cuts it: integer corner and side."""
+    x, y, side = (int(round(v)) for v in square)
+    return x, y, max(1, side)
+
+
+def crop_points(points, square, size):
+    """Original-image pixels -> pixels of the ``size`` crop of ``square``."""
+    x, y, side = _pixel_square(square)
+    return (np.asarray(points, dtype=np.float32) - np.array([x, y], np.float32)) * (size / side)
 
 
 def uncrop_points(points, square, size):
-    """Pixels of a ``size`` crop of ``square`` back to the original image's pixels."""
-    x, y, side = (round(v) for v in square)
-    side = max(1, side)
+    """Pixels of the ``size`` crop of ``square`` -> original-image pixels (inverse of crop_points)."""
+    x, y, side = _pixel_square(square)
     return np.asarray(points, dtype=np.float32) * (side / size) + np.array([x, y], np.float32)
 
 
@@ -289,9 +298,7 @@ class FaceCrop:
     def __call__(self, image, keypoints):
         square = face_square(np.asarray(keypoints), self.scale)
         crop = crop_square(image, square, self.size)
-        x, y, side = (round(v) for v in square)
-        points = (np.asarray(keypoints, np.float32) - [x, y]) * (self.size / max(1, side))
-        return crop, as_keypoints(points, crop)
+        return crop, as_keypoints(crop_points(keypoints, square, self.size), crop)
 
     def __repr__(self):
         return f"FaceCrop(size={self.size}, scale={self.scale})"

@@ -224,7 +224,7 @@ def sample_image():
 def run(args):
     """Dispatch on the input kind; returns the exit status."""
     detector = FaceDetector(args.cascade, args.scale_factor, args.min_neighbors, args.min_size)
-    keypointer = Keypointer(args.checkpoint, args.backend)
+    keypointer = Keypointer(args.checkpoint, args.backend, flip=args.flip)
 
     def detect(image):
         return detect_keypoints(image, detector, keypointer, args.margin, args.refine)
@@ -270,6 +270,8 @@ def parse_args(argv=None):
     p.add_argument("--json", help="also write the faces and keypoints as JSON here")
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="(default: %(default)s)")
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="(default: onnx)")
+    p.add_argument("--flip", action="store_true",
+                   help="also predict on the mirrored face and average (slower, slightly more accurate)")
     p.add_argument("--cascade", default=DEFAULT_CASCADE,
                    help="Haar cascade: a path, or a name in detector_architectures/ or OpenCV's data")
     p.add_argument("--margin", type=float, default=DEFAULT_MARGIN,

@@ -133,13 +133,14 @@ def main(argv=None):
     p.add_argument("--refine", type=int, default=1, help="re-framing passes (default: 1)")
     p.add_argument("--margin", type=float, default=DEFAULT_MARGIN)
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
+    p.add_argument("--flip", action="store_true", help="average with the mirrored crop's prediction")
     p.add_argument("--subset", type=int, default=0, help="only the first N test images")
     p.add_argument("--json", help="write the summary here")
     p.add_argument("--ced", help="write the CED plot (PNG) here")
     args = p.parse_args(argv)
     try:
         data_dir = data_load.resolve_data_dir(args.data_dir)
-        keypointer = Keypointer(args.checkpoint, args.backend)
+        keypointer = Keypointer(args.checkpoint, args.backend, flip=args.flip)
         detector = FaceDetector() if args.framing == "haar" else None
         find_boxes, landmarks = cnn_pipeline(keypointer, args.framing, detector, args.margin, args.refine)
         t0 = time.perf_counter()
@@ -147,7 +148,7 @@ def main(argv=None):
     except (data_load.DataError, CheckpointError) as e:
         sys.exit(f"error: {e}")
     summary = score(results)
-    summary.update(checkpoint=args.checkpoint, framing=args.framing, refine=args.refine,
+    summary.update(checkpoint=args.checkpoint, framing=args.framing, refine=args.refine, flip=args.flip,
                    backend=args.backend, seconds=time.perf_counter() - t0,
                    forward_ms=time_per_face(keypointer),
                    keypoint_ms_per_face=1000 * float(np.median([r["seconds"] for r in results if "seconds" in r])))

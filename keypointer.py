@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from checkpoint import CheckpointError, load_model
-from data_load import FRAMING_SCALE, denormalize_keypoints
+from data_load import FLIP_PERMUTATION, FRAMING_SCALE, denormalize_keypoints
 
 DEFAULT_CHECKPOINT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                   "saved_models", "keypointnet.pt")
@@ -35,13 +35,13 @@ def export_onnx(model, input_size):
 class Keypointer:
     """Predict 68 keypoints in crop pixels from grayscale crops (N, 1, S, S) in [0, 1]."""
 
-    def __init__(self, checkpoint=DEFAULT_CHECKPOINT, backend="onnx", threads=None):
+    def __init__(self, checkpoint=DEFAULT_CHECKPOINT, backend="onnx", threads=None, flip=False):
         if backend not in ("torch", "onnx"):
             raise ValueError(f"unknown backend {backend!r}; choose torch or onnx")
         self.model, self.config = load_model(checkpoint)
         self.input_size = self.config["model"]["input_size"]
         self.framing_scale = self.config.get("framing_scale", FRAMING_SCALE)
-        self.backend, self.session = backend, None
+        self.backend, self.session, self.flip = backend, None, flip
         if backend == "onnx":
             import onnxruntime as ort
             options = ort.SessionOptions()
@@ -61,10 +61,17 @@ class Keypointer:
         return out.reshape(len(crops), -1, 2)
 
     def __call__(self, crops):
-        """Keypoints in pixels of the S x S crops, (N, 68, 2)."""
+        """Keypoints in pixels of the S x S crops, (N, 68, 2). With ``flip``, the mirrored
+        crops go through the same batch and the two predictions are averaged."""
         if len(crops) == 0:
             return np.zeros((0, 68, 2), np.float32)
-        return denormalize_keypoints(self.raw(crops), self.input_size)
+        if not self.flip:
+            return denormalize_keypoints(self.raw(crops), self.input_size)
+        n = len(crops)
+        points = denormalize_keypoints(self.raw(np.concatenate([crops, crops[..., ::-1]])), self.input_size)
+        mirrored = points[n:, FLIP_PERMUTATION]
+        mirrored[..., 0] = self.input_size - 1 - mirrored[..., 0]   # the training flip's convention
+        return (points[:n] + mirrored) / 2
 
 
 def main(argv=None):

@@ -79,3 +79,15 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
     torch.save(state, tmp_path / "mismatch.pt")
     with pytest.raises(CheckpointError, match="incompatible checkpoint"):
         load_model(str(tmp_path / "mismatch.pt"))
+
+
+def test_flip_averaging_is_mirror_consistent(tmp_path):
+    """With flip averaging, the prediction on a mirrored crop is the mirrored prediction."""
+    from data_load import FLIP_PERMUTATION
+    _, path = _checkpoint(tmp_path)
+    keypointer = Keypointer(path, "torch", flip=True)
+    crop = np.random.default_rng(2).random((1, 1, 64, 64)).astype(np.float32)
+    direct, on_mirror = keypointer(crop)[0], keypointer(crop[..., ::-1].copy())[0]
+    expected = direct[FLIP_PERMUTATION].copy()
+    expected[:, 0] = 63 - expected[:, 0]
+    np.testing.assert_allclose(on_mirror, expected, atol=1e-4)
