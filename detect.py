@@ -31,6 +31,7 @@ DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
 HAAR_CENTER_SHIFT = 0.16
 DEFAULT_MARGIN = 0.3
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+OUTPUT_DIR = "outputs"
 FACE_PARTS = {"jaw": (range(0, 17), False), "right_brow": (range(17, 22), False),
               "left_brow": (range(22, 27), False), "nose_bridge": (range(27, 31), False),
               "nose_base": (range(31, 36), False), "right_eye": (range(36, 42), True),
@@ -186,29 +187,31 @@ def run_video(path, out_path, detect):
         raise DataError(f"{path}: not a readable video")
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    records, writer = [], None
-    root, ext = os.path.splitext(out_path)
-    tmp = f"{root}.tmp{os.getpid()}{ext}"
+    records = []
+
+    def write(tmp):
+        writer = None
+        try:
+            for index in tqdm(range(total) if total else iter(int, 1), desc="frames", unit="frame"):
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                faces = detect(rgb)
+                if writer is None:
+                    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, rgb.shape[1::-1])
+                writer.write(cv2.cvtColor(draw_faces(rgb, faces), cv2.COLOR_RGB2BGR))
+                records.append(face_record(f"{os.path.basename(path)}#{index}", rgb, faces))
+        finally:
+            if writer is not None:
+                writer.release()
+        if not records:
+            raise DataError(f"{path}: no frame could be read")
     start = time.perf_counter()
     try:
-        for index in tqdm(range(total) if total else iter(int, 1), desc="frames", unit="frame"):
-            ok, frame = capture.read()
-            if not ok:
-                break
-            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            faces = detect(rgb)
-            if writer is None:
-                os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-                writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, rgb.shape[1::-1])
-            writer.write(cv2.cvtColor(draw_faces(rgb, faces), cv2.COLOR_RGB2BGR))
-            records.append(face_record(f"{os.path.basename(path)}#{index}", rgb, faces))
+        write_atomic(out_path, write)
     finally:
         capture.release()
-        if writer is not None:
-            writer.release()
-    if not records:
-        raise DataError(f"{path}: no frame could be read")
-    os.replace(tmp, out_path)
     seconds = time.perf_counter() - start
     print(f"{path}: {len(records)} frames, {sum(len(r['faces']) for r in records)} faces, "
           f"{len(records) / seconds:.1f} frames/s -> {out_path}")
@@ -221,6 +224,10 @@ def sample_image():
     return data.astronaut()
 
 
+def output_path(args, stem, ext):
+    return args.out or os.path.join(OUTPUT_DIR, f"{stem}_keypoints{ext}")
+
+
 def run(args):
     """Dispatch on the input kind; returns the exit status."""
     detector = FaceDetector(args.cascade, args.scale_factor, args.min_neighbors, args.min_size)
@@ -228,33 +235,27 @@ def run(args):
 
     def detect(image):
         return detect_keypoints(image, detector, keypointer, args.margin, args.refine)
-    out_dir, failures, records = args.out or "outputs", [], []
+    failures, records, single = [], [], False
     if args.input is None:
-        out = args.out or os.path.join(out_dir, "astronaut_keypoints.png")
-        records.append(run_image(sample_image(), "astronaut", out, detect))
+        records, single = [run_image(sample_image(), "astronaut", output_path(args, "astronaut", ".png"), detect)], True
     elif os.path.isdir(args.input):
-        files = sorted(f for f in os.listdir(args.input) if not f.startswith("."))
-        folder_out = args.out or os.path.join("outputs", os.path.basename(os.path.normpath(args.input)))
-        for name in files:
+        folder_out = args.out or os.path.join(OUTPUT_DIR, os.path.basename(os.path.normpath(args.input)))
+        for name in sorted(f for f in os.listdir(args.input) if not f.startswith(".")):
             try:
-                image = load_image(os.path.join(args.input, name))
                 out = os.path.join(folder_out, os.path.splitext(name)[0] + "_keypoints.png")
-                records.append(run_image(image, name, out, detect))
+                records.append(run_image(load_image(os.path.join(args.input, name)), name, out, detect))
             except DataError as e:
                 failures.append(str(e))
     elif not os.path.exists(args.input):
         raise DataError(f"{args.input}: no such file or directory")
-    elif os.path.splitext(args.input)[1].lower() in VIDEO_EXTENSIONS:
-        stem = os.path.splitext(os.path.basename(args.input))[0]
-        out = args.out or os.path.join(out_dir, stem + "_keypoints.mp4")
-        records = run_video(args.input, out, detect)
     else:
-        stem = os.path.splitext(os.path.basename(args.input))[0]
-        out = args.out or os.path.join(out_dir, stem + "_keypoints.png")
-        records.append(run_image(load_image(args.input), os.path.basename(args.input), out, detect))
+        name = os.path.basename(args.input)
+        stem, ext = os.path.splitext(name)
+        if ext.lower() in VIDEO_EXTENSIONS:
+            records = run_video(args.input, output_path(args, stem, ".mp4"), detect)
+        else:
+            records, single = [run_image(load_image(args.input), name, output_path(args, stem, ".png"), detect)], True
     if args.json:
-        single = args.input is None or (os.path.isfile(args.input) and len(records) == 1
-                                        and not args.input.lower().endswith(tuple(VIDEO_EXTENSIONS)))
         save_json(args.json, records[0] if single else records)
         print(f"keypoints -> {args.json}")
     if failures:
