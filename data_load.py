@@ -320,11 +320,22 @@ class RandomHorizontalFlip:
         return f"RandomHorizontalFlip(p={self.p})"
 
 
+def mirror_points(keypoints, width):
+    """x -> width - x with left/right identities swapped.
+
+    Keypoints are continuous coordinates with pixel i spanning [i, i + 1): the convention
+    of torchvision's resize, crop and rotation of KeyPoints. (Its horizontal_flip uses
+    width - 1 - x, which would put flipped labels a pixel off their mirrored content.)
+    """
+    points = np.asarray(keypoints, np.float32)[..., FLIP_PERMUTATION, :].copy()
+    points[..., 0] = width - points[..., 0]
+    return points
+
+
 def hflip(image, keypoints):
     """Deterministic mirror with left/right swap (used by flip and by test-time flip)."""
     image = as_image(image)
-    flipped = F.horizontal_flip(as_keypoints(keypoints, image))
-    return F.horizontal_flip(image), as_keypoints(flipped[FLIP_PERMUTATION], image)
+    return F.horizontal_flip(image), as_keypoints(mirror_points(keypoints, image.shape[-1]), image)
 
 
 class RandomRotation(_TV):

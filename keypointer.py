@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from checkpoint import CheckpointError, load_model
-from data_load import FLIP_PERMUTATION, FRAMING_SCALE, denormalize_keypoints
+from data_load import FRAMING_SCALE, denormalize_keypoints, mirror_points
 
 DEFAULT_CHECKPOINT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                   "saved_models", "keypointnet.pt")
@@ -69,9 +69,7 @@ class Keypointer:
             return denormalize_keypoints(self.raw(crops), self.input_size)
         n = len(crops)
         points = denormalize_keypoints(self.raw(np.concatenate([crops, crops[..., ::-1]])), self.input_size)
-        mirrored = points[n:, FLIP_PERMUTATION]
-        mirrored[..., 0] = self.input_size - 1 - mirrored[..., 0]   # the training flip's convention
-        return (points[:n] + mirrored) / 2
+        return (points[:n] + mirror_points(points[n:], self.input_size)) / 2
 
 
 def main(argv=None):

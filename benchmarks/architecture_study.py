@@ -25,6 +25,7 @@ CANDIDATES = {  # name: (arch, input size, description)
     "naimishnet": ("naimishnet", 96, "NaimishNet as published: 4 conv + 3 FC"),
     "net": ("net", 96, "Net: NaimishNet-style with BN, 4 conv + 2 FC"),
     "keypointnet": ("keypointnet", 112, "KeypointNet: 10 separable conv + 2 FC"),
+    "heatmapnet": ("heatmapnet", 112, "HeatmapNet: separable conv + pyramid + soft-argmax, no FC"),
 }
 
 

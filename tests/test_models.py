@@ -89,5 +89,5 @@ def test_flip_averaging_is_mirror_consistent(tmp_path):
     crop = np.random.default_rng(2).random((1, 1, 64, 64)).astype(np.float32)
     direct, on_mirror = keypointer(crop)[0], keypointer(crop[..., ::-1].copy())[0]
     expected = direct[FLIP_PERMUTATION].copy()
-    expected[:, 0] = 63 - expected[:, 0]
+    expected[:, 0] = 64 - expected[:, 0]
     np.testing.assert_allclose(on_mirror, expected, atol=1e-4)

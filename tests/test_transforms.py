@@ -36,8 +36,29 @@ def test_flip_mirrors_x_and_moves_the_left_eye_to_the_right():
     _, flipped = dl.hflip(image, kp)
     flipped = np.asarray(flipped)
     # the flipped point 45 is the mirror image of the original point 36
-    np.testing.assert_allclose(flipped[45], [99 - kp[36, 0], kp[36, 1]], atol=1e-5)
-    np.testing.assert_allclose(flipped[36], [99 - kp[45, 0], kp[45, 1]], atol=1e-5)
+    np.testing.assert_allclose(flipped[45], [100 - kp[36, 0], kp[36, 1]], atol=1e-5)
+    np.testing.assert_allclose(flipped[36], [100 - kp[45, 0], kp[45, 1]], atol=1e-5)
+
+
+def dot_centre(image):
+    """Centre of the bright pixels, in the keypoint convention (pixel i spans [i, i+1))."""
+    ys, xs = np.nonzero(np.asarray(image)[0] > 60)
+    return np.array([xs.mean(), ys.mean()]) + 0.5
+
+
+@pytest.mark.parametrize("transform", [lambda i, k: dl.hflip(i, k),
+                                       dl.RandomRotation(degrees=(33.0, 33.0)),
+                                       dl.Rescale(150),
+                                       lambda i, k: dl.FaceCrop(64, scale=1.0)(i, k)])
+def test_keypoint_stays_on_its_pixel_through_every_geometric_transform(transform):
+    """Flip, rotation, resize and crop agree on one coordinate convention, so a label
+    never drifts from its content (a mixed convention would shift flipped labels by 1 px)."""
+    image = np.zeros((100, 100), np.uint8)
+    image[39:42, 59:62] = 255                          # a 3x3 dot on pixel (60, 40)
+    kp = np.tile(dot_centre(dl.as_image(image)), (68, 1)).astype(np.float32)
+    kp[:2] = [[20.0, 20.0], [80.0, 80.0]]              # give FaceCrop a 60 px face box
+    out, out_kp = transform(image, kp)
+    np.testing.assert_allclose(np.asarray(out_kp)[30], dot_centre(out), atol=0.35)
 
 
 def test_random_flip_probability_zero_and_one():
