@@ -29,8 +29,8 @@ from metrics import nme_per_face
 class TrainConfig:
     """Every knob of a run, with its default (the shipped model's recipe)."""
     data_dir: str = ""            # dataset root; empty: $FKP_DATA_DIR, else ./data
-    out_dir: str = "runs/keypointnet"
-    arch: str = "keypointnet"     # one of models.ARCHITECTURES
+    out_dir: str = "runs/heatmapnet"
+    arch: str = "heatmapnet"      # one of models.ARCHITECTURES
     input_size: int = 112         # side of the square grayscale crop, pixels
     model_kwargs: dict = field(default_factory=dict)  # extra constructor arguments (JSON)
     epochs: int = 60

@@ -54,7 +54,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir")
     p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--only", nargs="*", default=list(CANDIDATES), choices=list(CANDIDATES))
+    p.add_argument("--only", nargs="*", default=list(CANDIDATES), choices=list(CANDIDATES),
+                   help="train these candidates; rows of the others are kept from --json")
     p.add_argument("--shipped", default=DEFAULT_CHECKPOINT)
     p.add_argument("--out-dir", default="runs/study")
     p.add_argument("--json", default="saved_models/architecture_study.json")
@@ -64,6 +65,9 @@ def main(argv=None):
     except data_load.DataError as e:
         sys.exit(f"error: {e}")
     rows = []
+    if os.path.exists(args.json):                       # keep rows measured earlier
+        kept = {CANDIDATES[n][2] for n in CANDIDATES if n not in args.only}
+        rows = [r for r in json.load(open(args.json))["rows"] if r["name"] in kept]
     for name in args.only:
         arch, size, label = CANDIDATES[name]
         cfg = train.TrainConfig(data_dir=data_dir, out_dir=os.path.join(args.out_dir, name), arch=arch,
