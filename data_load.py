@@ -388,9 +388,8 @@ class ToTensor:
         return "ToTensor()"
 
 
-def train_transform(size, rotation=20.0, translate=0.05, scale=(0.9, 1.1),
-                    brightness=0.4, contrast=0.4, flip=0.5):
-    """The augmentation pipeline the shipped model is trained with."""
+def train_transform(size, rotation, translate, scale, brightness, contrast, flip):
+    """The augmentation pipeline; train.make_transform fills it from TrainConfig."""
     return Compose([FaceCrop(size), RandomHorizontalFlip(flip),
                     RandomAffine(rotation, (translate, translate), scale),
                     ColorJitter(brightness, contrast), Normalize(), ToTensor()])

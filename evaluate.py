@@ -108,10 +108,9 @@ def time_per_face(keypointer, runs=TIMING_RUNS):
 
 def plot_ced(curves, path):
     """Cumulative error distribution curves {label: nmes} to ``path`` (PNG)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5, 4))
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
     for label, nmes in curves.items():
         xs, ys = ced_curve(nmes)
         ax.plot(xs, ys, label=label)
@@ -121,7 +120,6 @@ def plot_ced(curves, path):
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def main(argv=None):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 import data_load
 import models
@@ -61,6 +61,12 @@ def model_config(cfg):
     return {"arch": cfg.arch, "input_size": cfg.input_size, **cfg.model_kwargs}
 
 
+def make_transform(cfg):
+    """The training augmentation pipeline of a config."""
+    return data_load.train_transform(cfg.input_size, cfg.rotation, cfg.translate,
+                                     (cfg.scale_min, cfg.scale_max), cfg.brightness, cfg.contrast, cfg.flip)
+
+
 def make_loaders(cfg):
     """Person-disjoint train/validation loaders over the training CSV."""
     data_dir = data_load.resolve_data_dir(cfg.data_dir or None)
@@ -69,10 +75,7 @@ def make_loaders(cfg):
     if cfg.subset:
         names = names[:cfg.subset]
     train_idx, val_idx = data_load.split_by_person(names, cfg.val_fraction, cfg.seed)
-    train_tf = data_load.train_transform(
-        cfg.input_size, cfg.rotation, cfg.translate, (cfg.scale_min, cfg.scale_max),
-        cfg.brightness, cfg.contrast, cfg.flip)
-    train_set = data_load.FacialKeypointsDataset(csv_file, image_dir, train_tf, train_idx, cache=True)
+    train_set = data_load.FacialKeypointsDataset(csv_file, image_dir, make_transform(cfg), train_idx, cache=True)
     val_set = data_load.FacialKeypointsDataset(
         csv_file, image_dir, data_load.eval_transform(cfg.input_size), val_idx, cache=True)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -122,7 +125,7 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, device, max_ba
     """One pass over ``loader``; returns the mean training loss."""
     model.train()
     total, count = 0.0, 0
-    for i, batch in enumerate(tqdm(loader, desc="train", leave=False)):
+    for i, batch in enumerate(tqdm(loader, desc="train", leave=False, disable=None)):  # no bar off a terminal
         if max_batches is not None and i >= max_batches:
             break
         images, targets = batch["image"].to(device), batch["keypoints"].to(device)
@@ -152,16 +155,15 @@ def evaluate(model, loader, loss_fn, device, max_batches=None):
 
 def write_history(out_dir, history):
     """history.csv and loss.png (train and validation loss in one plot), atomically."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure   # no pyplot: leaves a notebook's backend alone
     path = os.path.join(out_dir, "history.csv")
     with open(path + ".tmp", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(history[0]))
         writer.writeheader()
         writer.writerows(history)
     os.replace(path + ".tmp", path)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     epochs = [h["epoch"] for h in history]
     ax.plot(epochs, [h["train_loss"] for h in history], label="train")
     ax.plot(epochs, [h["val_loss"] for h in history], label="validation")
@@ -169,7 +171,6 @@ def write_history(out_dir, history):
     ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(out_dir, "loss.tmp.png"), dpi=100)
-    plt.close(fig)
     os.replace(os.path.join(out_dir, "loss.tmp.png"), os.path.join(out_dir, "loss.png"))
 
 

@@ -80,7 +80,7 @@ def main(argv=None):
     if os.path.exists(args.shipped):
         from checkpoint import load_checkpoint
         history = load_checkpoint(args.shipped).get("history", [])
-        rows.append(measure(args.shipped, data_dir, "KeypointNet, shipped (full recipe)",
+        rows.append(measure(args.shipped, data_dir, "HeatmapNet, shipped (full recipe)",
                             sum(h["seconds"] for h in history), len(history)))
     table = markdown(rows)
     print(table)

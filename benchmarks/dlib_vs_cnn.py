@@ -94,7 +94,7 @@ def main(argv=None):
         sys.exit(f"error: {e}")
     haar = FaceDetector()
     frame = frame_640x480()
-    ours = row("CNN (Haar + KeypointNet, ONNX Runtime)",
+    ours = row(f"CNN (Haar + {type(keypointer.model).__name__}, ONNX Runtime)",
                run_on_test_set(data_dir, *cnn_pipeline(keypointer, "haar", haar, refine=args.refine), args.subset),
                frames_per_second(lambda f: detect_keypoints(f, haar, keypointer, refine=args.refine), frame))
     find, mark = dlib_pipeline(dlib, dlib_detector, predictor)

@@ -141,7 +141,8 @@ def test_color_jitter_changes_pixels_not_keypoints():
 
 def test_train_and_eval_transforms_give_model_ready_tensors(face_sample):
     image, kp = face_sample
-    for tf in (dl.train_transform(96), dl.eval_transform(96)):
+    import train
+    for tf in (train.make_transform(train.TrainConfig(input_size=96)), dl.eval_transform(96)):
         x, y = tf(image, kp)
         assert x.shape == (1, 96, 96) and x.dtype == torch.float32
         assert y.shape == (68, 2) and y.abs().max() < 1.0
