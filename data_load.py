@@ -1,8 +1,10 @@
-"""Facial keypoints data: decoding, the dataset, and keypoint-aware transforms.
+"""Facial keypoints data: the dataset, the face framing and keypoint-aware transforms.
 
-Every transform maps ``(image, keypoints) -> (image, keypoints)``. Geometry is done
-by ``torchvision.transforms.v2`` on ``tv_tensors.Image`` / ``tv_tensors.KeyPoints``,
-so an image and its 68 points always move together.
+Every transform maps ``(image, keypoints) -> (image, keypoints)``; images travel as
+``tv_tensors.Image``, points as ``tv_tensors.KeyPoints``, so an image and its 68 points
+always move together. Resizing and cropping use torchvision (Rescale, RandomCrop) or
+OpenCV (the face crop, the affine warp: several times faster, same coordinate convention).
+Reading the files lives in data_files.py (re-exported here).
 
 Keypoint frames
 ---------------
@@ -15,17 +17,13 @@ import random
 
 import cv2
 import numpy as np
-import pandas as pd
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 import torchvision.transforms.v2.functional as F
 
-NUM_KEYPOINTS = 68
-DEFAULT_DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
-DATA_DIR_ENV = "FKP_DATA_DIR"
-TRAIN_CSV, TEST_CSV = "training_frames_keypoints.csv", "test_frames_keypoints.csv"
-TRAIN_DIR, TEST_DIR = "training", "test"
+from data_files import (DATA_DIR_ENV, NUM_KEYPOINTS, DataError, decode_image, load_image,  # noqa: F401
+                        read_keypoints_csv, resolve_data_dir, split_paths)
 
 # Horizontal flip: point i of the flipped face is point FLIP_PERMUTATION[i] of the
 # original (68-point Multi-PIE markup: jaw, brows, nose, eyes, outer and inner lips).
@@ -43,91 +41,6 @@ for _a, _b in _MIRROR_PAIRS:
 # FRAMING_SCALE * max(keypoint box width, height), centred on the keypoint box.
 # 1.8 matches a Haar box padded by 30% on each side (measured: see detect.py).
 FRAMING_SCALE = 1.8
-
-
-class DataError(ValueError):
-    """A user-facing data problem; the message names the file (and row)."""
-
-
-# ----------------------------------------------------------------------------- reading
-def _truncated(data):
-    """True for PNG without its IEND chunk, JPEG without its end marker, or WebP
-    shorter than its RIFF header says (OpenCV would decode part of them silently)."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return b"IEND" not in data[-32:]
-    if data[:2] == b"\xff\xd8":
-        return not data.rstrip(b"\x00").endswith(b"\xff\xd9")
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return len(data) < int.from_bytes(data[4:8], "little") + 8
-    return False
-
-
-def decode_image(data, name="<bytes>"):
-    """Decode image bytes by content (PNG, WebP, JPEG, ...) into uint8 RGB HxWx3."""
-    if _truncated(data):
-        raise DataError(f"{name}: truncated image file")
-    buf = np.frombuffer(data, dtype=np.uint8)
-    image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
-    if image is None:
-        raise DataError(f"{name}: not a readable image")
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        raise DataError(f"{name}: unsupported pixel type {image.dtype}")
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def load_image(path):
-    """Read an image file as uint8 RGB HxWx3, whatever its extension says."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from None
-    return decode_image(data, path)
-
-
-def read_keypoints_csv(csv_file):
-    """Return (names, keypoints[N, 68, 2] float32) from a Udacity keypoints CSV."""
-    try:
-        frame = pd.read_csv(csv_file, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise DataError(f"{csv_file}: file not found") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise DataError(f"{csv_file}: not a keypoints CSV ({str(e).splitlines()[0]})") from None
-    expected = 1 + 2 * NUM_KEYPOINTS
-    if frame.shape[1] != expected:
-        raise DataError(f"{csv_file}: expected {expected} columns (name + 68 x,y pairs), "
-                        f"found {frame.shape[1]}")
-    values = frame.iloc[:, 1:].apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
-    bad_rows = np.flatnonzero(~np.isfinite(values).all(axis=1))
-    if bad_rows.size:
-        row = bad_rows[0]
-        raise DataError(f"{csv_file}: row {row + 2} ({frame.iloc[row, 0]}) has a missing or "
-                        f"non-numeric keypoint value")
-    return frame.iloc[:, 0].tolist(), values.reshape(-1, NUM_KEYPOINTS, 2)
-
-
-def resolve_data_dir(data_dir=None):
-    """The data directory: the argument, else $FKP_DATA_DIR, else ./data; checked."""
-    data_dir = data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
-    for sub in (TRAIN_CSV, TEST_CSV, TRAIN_DIR, TEST_DIR):
-        if not os.path.exists(os.path.join(data_dir, sub)):
-            raise DataError(f"{data_dir}: missing {sub} (run `python download_data.py` "
-                            f"or pass --data-dir / set {DATA_DIR_ENV})")
-    return data_dir
-
-
-def split_paths(data_dir, split):
-    """(csv_file, image_dir) of the 'train' or 'test' split."""
-    if split not in ("train", "test"):
-        raise ValueError(f"unknown split {split!r}")
-    csv, sub = (TRAIN_CSV, TRAIN_DIR) if split == "train" else (TEST_CSV, TEST_DIR)
-    return os.path.join(data_dir, csv), os.path.join(data_dir, sub)
 
 
 def person_of(name):
@@ -205,11 +118,22 @@ def face_square(keypoints, scale=FRAMING_SCALE):
 def crop_square(image, square, size):
     """Crop ``square`` = (x, y, side) out of ``image`` and resize it to ``size``.
 
-    Parts of the square outside the image are filled with zeros (no wrap-around).
-    Returns the crop as a tv_tensors.Image; map points back with :func:`uncrop_points`.
+    Parts of the square outside the image are filled with zeros (no wrap-around); the
+    resize is OpenCV's pixel-area average (antialiased). The same function frames faces
+    for training and inference. Returns a tv_tensors.Image; map points back with
+    :func:`uncrop_points`.
     """
     x, y, side = _pixel_square(square)
-    return F.resized_crop(as_image(image), y, x, side, side, [size, size], antialias=True)
+    array = np.asarray(image.permute(1, 2, 0) if isinstance(image, torch.Tensor) else image)
+    h, w = array.shape[:2]
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + side, w), min(y + side, h)
+    if (x0, y0, x1, y1) == (x, y, x + side, y + side):
+        region = array[y0:y1, x0:x1]
+    else:
+        region = np.zeros((side, side) + array.shape[2:], array.dtype)
+        if x1 > x0 and y1 > y0:
+            region[y0 - y:y1 - y, x0 - x:x1 - x] = array[y0:y1, x0:x1]
+    return as_image(cv2.resize(np.ascontiguousarray(region), (size, size), interpolation=cv2.INTER_AREA))
 
 
 def _pixel_square(square):
@@ -290,18 +214,35 @@ class RandomCrop(_TV):
 
 
 class FaceCrop:
-    """Square crop of the training framing (see :func:`face_square`), resized to ``size``."""
+    """Square crop around the keypoint box, resized to ``size``.
 
-    def __init__(self, size, scale=FRAMING_SCALE):
+    Without ``framings``: the training framing (:func:`face_square`). With ``framings``,
+    rows (u, v, r) measured from a face detector (see detect.measure_framings), each
+    call frames the face as the detector did once: centre offset (u, v) and side r, in
+    keypoint-box sides. The model then trains on the framing errors it meets at test time.
+    """
+
+    def __init__(self, size, scale=FRAMING_SCALE, framings=None):
         self.size, self.scale = size, scale
+        self.framings = None if framings is None else np.asarray(framings, np.float64).reshape(-1, 3)
+
+    def square(self, keypoints):
+        if self.framings is None or len(self.framings) == 0:
+            return face_square(keypoints, self.scale)
+        u, v, r = self.framings[random.randrange(len(self.framings))]
+        lo, hi = keypoints.min(axis=0), keypoints.max(axis=0)
+        box_side = float((hi - lo).max())
+        cx, cy = (lo + hi) / 2.0 + np.array([u, v]) * box_side
+        return cx - r * box_side / 2, cy - r * box_side / 2, r * box_side
 
     def __call__(self, image, keypoints):
-        square = face_square(np.asarray(keypoints), self.scale)
+        square = self.square(np.asarray(keypoints, np.float64))
         crop = crop_square(image, square, self.size)
         return crop, as_keypoints(crop_points(keypoints, square, self.size), crop)
 
     def __repr__(self):
-        return f"FaceCrop(size={self.size}, scale={self.scale})"
+        framings = "" if self.framings is None else f", framings={len(self.framings)} measured"
+        return f"FaceCrop(size={self.size}, scale={self.scale}{framings})"
 
 
 class RandomHorizontalFlip:
@@ -338,26 +279,77 @@ def hflip(image, keypoints):
     return F.horizontal_flip(image), as_keypoints(mirror_points(keypoints, image.shape[-1]), image)
 
 
-class RandomRotation(_TV):
-    """Rotate by a uniform angle in [-degrees, degrees] about the image centre."""
+def _as_array(image):
+    """tv_tensors.Image / tensor CxHxW or numpy -> numpy HxW(xC) (a view where possible)."""
+    if isinstance(image, torch.Tensor):
+        image = image.permute(1, 2, 0).numpy()
+    return image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image
 
-    def __init__(self, degrees):
-        super().__init__(v2.RandomRotation(degrees, interpolation=v2.InterpolationMode.BILINEAR))
 
-
-class RandomAffine(_TV):
-    """Rotation, scale and translation in one warp (arguments as torchvision's)."""
+class RandomAffine:
+    """Rotation about the centre, scale and translation in one OpenCV warp; ranges as
+    torchvision's RandomAffine (degrees: max angle or (min, max); translate: fractions
+    of width and height; scale: (min, max)). Uncovered pixels are zero."""
 
     def __init__(self, degrees=0.0, translate=None, scale=None):
-        super().__init__(v2.RandomAffine(degrees, translate=translate, scale=scale,
-                                         interpolation=v2.InterpolationMode.BILINEAR))
+        self.degrees = (-degrees, degrees) if np.isscalar(degrees) else tuple(degrees)
+        self.translate, self.scale = translate, scale
+
+    def matrix(self, width, height):
+        """A random 2x3 matrix acting on keypoint coordinates (pixel i spans [i, i+1))."""
+        angle = random.uniform(*self.degrees)
+        scale = random.uniform(*self.scale) if self.scale else 1.0
+        tx, ty = ((round(random.uniform(-1, 1) * self.translate[0] * width),
+                   round(random.uniform(-1, 1) * self.translate[1] * height)) if self.translate else (0, 0))
+        m = cv2.getRotationMatrix2D((width / 2, height / 2), angle, scale)
+        m[:, 2] += (tx, ty)
+        return m
+
+    def __call__(self, image, keypoints):
+        array = _as_array(image)
+        h, w = array.shape[:2]
+        m = self.matrix(w, h)
+        # OpenCV samples at pixel centres (pixel i at i): shift into its frame and back
+        m_pixels = m.copy()
+        m_pixels[:, 2] += m[:, :2].sum(axis=1) * 0.5 - 0.5
+        out = cv2.warpAffine(array, m_pixels, (w, h), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        points = np.asarray(keypoints, np.float32) @ m[:, :2].T.astype(np.float32) + m[:, 2].astype(np.float32)
+        out = as_image(out)
+        return out, as_keypoints(points, out)
+
+    def __repr__(self):
+        return f"RandomAffine(degrees={self.degrees}, translate={self.translate}, scale={self.scale})"
 
 
-class ColorJitter(_TV):
-    """Random brightness and contrast; keypoints untouched."""
+class RandomRotation(RandomAffine):
+    """Rotate by a uniform angle in [-degrees, degrees] (or in a (min, max) pair)."""
+
+    def __init__(self, degrees):
+        super().__init__(degrees)
+
+
+class ColorJitter:
+    """Random brightness (x factor) then contrast (about the mean gray); keypoints untouched.
+    Each argument is a strength s (factor in [1 - s, 1 + s]) or a (min, max) pair."""
 
     def __init__(self, brightness=0.0, contrast=0.0):
-        super().__init__(v2.ColorJitter(brightness=brightness, contrast=contrast))
+        self.brightness, self.contrast = self._range(brightness), self._range(contrast)
+
+    @staticmethod
+    def _range(value):
+        return (max(0.0, 1 - value), 1 + value) if np.isscalar(value) else tuple(value)
+
+    def __call__(self, image, keypoints):
+        array = _as_array(image).astype(np.float32) * random.uniform(*self.brightness)
+        gray = array if array.ndim == 2 else array @ np.array([0.299, 0.587, 0.114], np.float32)
+        mean = float(np.clip(gray, 0, 255).mean())
+        array = (np.clip(array, 0, 255) - mean) * random.uniform(*self.contrast) + mean
+        out = as_image(np.clip(array + 0.5, 0, 255).astype(np.uint8))
+        return out, as_keypoints(keypoints, out)
+
+    def __repr__(self):
+        return f"ColorJitter(brightness={self.brightness}, contrast={self.contrast})"
 
 
 class Normalize:
@@ -388,9 +380,9 @@ class ToTensor:
         return "ToTensor()"
 
 
-def train_transform(size, rotation, translate, scale, brightness, contrast, flip):
+def train_transform(size, rotation, translate, scale, brightness, contrast, flip, framings=None):
     """The augmentation pipeline; train.make_transform fills it from TrainConfig."""
-    return Compose([FaceCrop(size), RandomHorizontalFlip(flip),
+    return Compose([FaceCrop(size, framings=framings), RandomHorizontalFlip(flip),
                     RandomAffine(rotation, (translate, translate), scale),
                     ColorJitter(brightness, contrast), Normalize(), ToTensor()])
 

@@ -15,7 +15,7 @@ import tempfile
 import urllib.request
 import zipfile
 
-import data_load
+import data_files
 
 URLS = (
     "https://s3.amazonaws.com/video.udacity-data.com/topher/2018/May/"
@@ -23,7 +23,7 @@ URLS = (
     "https://github.com/udacity/P1_Facial_Keypoints/archive/refs/heads/master.zip",
 )
 PUBLISHED_ROWS = {"train": 3462, "test": 770}
-LAYOUT = (data_load.TRAIN_CSV, data_load.TEST_CSV, data_load.TRAIN_DIR, data_load.TEST_DIR)
+LAYOUT = (data_files.TRAIN_CSV, data_files.TEST_CSV, data_files.TRAIN_DIR, data_files.TEST_DIR)
 CHUNK = 1 << 20
 
 
@@ -41,9 +41,9 @@ def fetch(url, dest, timeout=60):
 def data_root(names):
     """The folder inside the archive that holds training_frames_keypoints.csv."""
     for name in names:
-        if name.endswith(data_load.TRAIN_CSV) and "__MACOSX" not in name:
-            return name[: -len(data_load.TRAIN_CSV)]
-    raise data_load.DataError(f"archive holds no {data_load.TRAIN_CSV}")
+        if name.endswith(data_files.TRAIN_CSV) and "__MACOSX" not in name:
+            return name[: -len(data_files.TRAIN_CSV)]
+    raise data_files.DataError(f"archive holds no {data_files.TRAIN_CSV}")
 
 
 def verify_archive(path):
@@ -51,25 +51,25 @@ def verify_archive(path):
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:
-        raise data_load.DataError(f"{path}: not a zip archive ({e})") from None
+        raise data_files.DataError(f"{path}: not a zip archive ({e})") from None
     with archive:
         bad = archive.testzip()
         if bad:
-            raise data_load.DataError(f"{path}: corrupt member {bad}")
+            raise data_files.DataError(f"{path}: corrupt member {bad}")
         names = set(archive.namelist())
         root, rows = data_root(names), {}
         for split in ("train", "test"):
-            csv_name, image_dir = (os.path.relpath(p, "/") for p in data_load.split_paths("/", split))
+            csv_name, image_dir = (os.path.relpath(p, "/") for p in data_files.split_paths("/", split))
             with tempfile.TemporaryDirectory() as tmp:
                 csv_path = os.path.join(tmp, csv_name)
                 with open(csv_path, "wb") as f:
                     f.write(archive.read(root + csv_name))
-                files, _ = data_load.read_keypoints_csv(csv_path)
+                files, _ = data_files.read_keypoints_csv(csv_path)
             for name in files:
                 member = f"{root}{image_dir}/{name}"
                 if member not in names:
-                    raise data_load.DataError(f"{path}: {member} is listed in {csv_name} but missing")
-                data_load.decode_image(archive.read(member), member)
+                    raise data_files.DataError(f"{path}: {member} is listed in {csv_name} but missing")
+                data_files.decode_image(archive.read(member), member)
             rows[split] = len(files)
     return root, rows
 
@@ -119,9 +119,9 @@ def download(data_dir, urls=URLS, archive=None, force=False):
                 except OSError as e:
                     errors.append(f"{url}: {getattr(e, 'reason', e)}")
             else:
-                raise data_load.DataError("download failed: " + "; ".join(errors))
+                raise data_files.DataError("download failed: " + "; ".join(errors))
         elif not os.path.isfile(archive):
-            raise data_load.DataError(f"{archive}: archive not found")
+            raise data_files.DataError(f"{archive}: archive not found")
         root, rows = verify_archive(archive)
         unpack(archive, root, data_dir)
     for split, n in rows.items():
@@ -133,14 +133,14 @@ def download(data_dir, urls=URLS, archive=None, force=False):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir", default=os.environ.get(data_load.DATA_DIR_ENV) or data_load.DEFAULT_DATA_DIR)
+    p.add_argument("--data-dir", default=os.environ.get(data_files.DATA_DIR_ENV) or data_files.DEFAULT_DATA_DIR)
     p.add_argument("--url", action="append", help="download from here instead (repeatable)")
     p.add_argument("--archive", help="use this local zip instead of downloading")
     p.add_argument("--force", action="store_true", help="replace data already present")
     args = p.parse_args(argv)
     try:
         download(args.data_dir, tuple(args.url) if args.url else URLS, args.archive, args.force)
-    except data_load.DataError as e:
+    except data_files.DataError as e:
         sys.exit(f"error: {e}")
 
 

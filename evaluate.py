@@ -17,23 +17,12 @@ import numpy as np
 
 import data_load
 from checkpoint import CheckpointError
-from detect import DEFAULT_MARGIN, FaceDetector, keypoints_for_boxes, keypoints_for_squares, to_gray
+from detect import (DEFAULT_MARGIN, FaceDetector, keypoints_for_boxes, keypoints_for_squares, match_box,
+                    to_gray)
 from keypointer import DEFAULT_CHECKPOINT, Keypointer
 from metrics import FAILURE_THRESHOLD, ced_curve, nme_per_face, summarize
 
 TIMING_RUNS = 200   # batch-of-one forward passes timed after warm-up
-
-
-def match_box(boxes, keypoints):
-    """Index of the detection whose centre is nearest the annotated face, or None if
-    no box centre lies within half the keypoint box of it."""
-    if len(boxes) == 0:
-        return None
-    lo, hi = keypoints.min(0), keypoints.max(0)
-    centers = boxes[:, :2] + boxes[:, 2:] / 2
-    dist = np.linalg.norm(centers - (lo + hi) / 2, axis=1)
-    best = int(np.argmin(dist))
-    return best if dist[best] <= (hi - lo).max() / 2 else None
 
 
 def run_on_test_set(data_dir, find_boxes, landmarks, subset=0):

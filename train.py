@@ -31,9 +31,9 @@ class TrainConfig:
     data_dir: str = ""            # dataset root; empty: $FKP_DATA_DIR, else ./data
     out_dir: str = "runs/heatmapnet"
     arch: str = "heatmapnet"      # one of models.ARCHITECTURES
-    input_size: int = 112         # side of the square grayscale crop, pixels
+    input_size: int = 96          # side of the square grayscale crop, pixels
     model_kwargs: dict = field(default_factory=dict)  # extra constructor arguments (JSON)
-    epochs: int = 60
+    epochs: int = 100
     batch_size: int = 32
     optimizer: str = "adam"       # adam | adamw | sgd
     lr: float = 2e-3              # peak learning rate; cosine decay to 0 after warm-up
@@ -42,10 +42,12 @@ class TrainConfig:
     loss: str = "smoothl1"        # smoothl1 | l1 | mse
     smooth_l1_beta: float = 0.01  # in the [-1, 1] frame: ~0.5 px at 112 px, i.e. L1-like
     val_fraction: float = 0.1     # fraction of people held out for validation
+    framing: str = "detector"     # detector: replay Haar ROI framings measured on the training
+                                  # faces (detect.measure_framings); keypoints: face_square only
     rotation: float = 20.0        # augmentation: max rotation, degrees
-    translate: float = 0.08       # max shift, fraction of the crop (covers Haar box jitter)
-    scale_min: float = 0.85       # zoom range of the random affine warp
-    scale_max: float = 1.15
+    translate: float = 0.05       # max shift, fraction of the crop (on top of the framing jitter)
+    scale_min: float = 0.9        # zoom range of the random affine warp
+    scale_max: float = 1.1
     brightness: float = 0.4       # colour jitter factors
     contrast: float = 0.4
     flip: float = 0.5             # probability of a mirrored face (identities swapped)
@@ -61,10 +63,25 @@ def model_config(cfg):
     return {"arch": cfg.arch, "input_size": cfg.input_size, **cfg.model_kwargs}
 
 
-def make_transform(cfg):
-    """The training augmentation pipeline of a config."""
+def make_transform(cfg, framings=None):
+    """The training augmentation pipeline of a config (``framings``: see data_load.FaceCrop)."""
     return data_load.train_transform(cfg.input_size, cfg.rotation, cfg.translate,
-                                     (cfg.scale_min, cfg.scale_max), cfg.brightness, cfg.contrast, cfg.flip)
+                                     (cfg.scale_min, cfg.scale_max), cfg.brightness, cfg.contrast, cfg.flip,
+                                     framings)
+
+
+def measure_framings(cfg, dataset):
+    """The detector's framings of the training faces, or None for keypoint framing."""
+    if cfg.framing == "keypoints":
+        return None
+    if cfg.framing != "detector":
+        raise ValueError(f"unknown framing {cfg.framing!r}; choose detector or keypoints")
+    import detect   # OpenCV's Haar cascade; only needed here
+    t0 = time.time()
+    framings = detect.measure_framings(dataset, detect.FaceDetector())
+    print(f"framings: Haar found {len(framings)} of {len(dataset)} training faces "
+          f"({time.time() - t0:.0f}s)", flush=True)
+    return framings
 
 
 def make_loaders(cfg):
@@ -75,7 +92,8 @@ def make_loaders(cfg):
     if cfg.subset:
         names = names[:cfg.subset]
     train_idx, val_idx = data_load.split_by_person(names, cfg.val_fraction, cfg.seed)
-    train_set = data_load.FacialKeypointsDataset(csv_file, image_dir, make_transform(cfg), train_idx, cache=True)
+    train_set = data_load.FacialKeypointsDataset(csv_file, image_dir, None, train_idx, cache=True)
+    train_set.transform = make_transform(cfg, measure_framings(cfg, train_set))
     val_set = data_load.FacialKeypointsDataset(
         csv_file, image_dir, data_load.eval_transform(cfg.input_size), val_idx, cache=True)
     gen = torch.Generator().manual_seed(cfg.seed)

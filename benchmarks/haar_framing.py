@@ -1,8 +1,10 @@
-"""Measure how Haar boxes relate to the keypoints on the training split.
+"""Measure how the Haar ROI frames the faces of the training split.
 
-Prints, per detected face, the median vertical offset of the keypoint-box centre from
-the Haar box centre and the ratio of the keypoint-box side to the Haar box width: the
-figures behind detect.HAAR_CENTER_SHIFT and data_load.FRAMING_SCALE.
+For every face the detector finds, detect.measure_framings gives the ROI square that
+detect.roi_square cuts (margin DEFAULT_MARGIN, centre shifted HAAR_CENTER_SHIFT widths
+down) relative to the keypoint box: centre offset (u, v) in box sides and side r over the
+box side. The medians check HAAR_CENTER_SHIFT (v ~ 0) and data_load.FRAMING_SCALE (r);
+the spread is what `train.py --framing detector` replays in training.
 
     python benchmarks/haar_framing.py [--data-dir DIR] [--every 4]
 """
@@ -14,8 +16,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import data_load  # noqa: E402
-from detect import DEFAULT_MARGIN, FaceDetector, to_gray  # noqa: E402
-from evaluate import match_box  # noqa: E402
+from detect import DEFAULT_MARGIN, HAAR_CENTER_SHIFT, FaceDetector, measure_framings  # noqa: E402
 
 
 def main(argv=None):
@@ -27,28 +28,18 @@ def main(argv=None):
         data_dir = data_load.resolve_data_dir(args.data_dir)
     except data_load.DataError as e:
         sys.exit(f"error: {e}")
-    dataset = data_load.FacialKeypointsDataset(*data_load.split_paths(data_dir, "train"))
-    detector, rows, missed = FaceDetector(), [], 0
-    for i in range(0, len(dataset), args.every):
-        item = dataset[i]
-        boxes = detector(to_gray(item["image"]))
-        j = match_box(boxes, item["keypoints"])
-        if j is None:
-            missed += 1
-            continue
-        x, y, w, h = boxes[j]
-        lo, hi = item["keypoints"].min(0), item["keypoints"].max(0)
-        centre = (lo + hi) / 2
-        rows.append(((centre[0] - x - w / 2) / w, (centre[1] - y - h / 2) / w, (hi - lo).max() / w))
-    rows = np.array(rows)
-    median, spread = np.median(rows, axis=0), rows.std(axis=0)
-    padded = 1 + 2 * DEFAULT_MARGIN
-    print(f"faces matched: {len(rows)}, missed: {missed}")
-    print(f"keypoint-box centre - Haar centre, in Haar widths: x {median[0]:+.3f} (sd {spread[0]:.3f}), "
-          f"y {median[1]:+.3f} (sd {spread[1]:.3f})")
-    print(f"keypoint-box side / Haar width: {median[2]:.3f} (sd {spread[2]:.3f})")
-    print(f"a Haar box padded by {DEFAULT_MARGIN} per side is {padded / median[2]:.2f}x the keypoint box "
-          f"(data_load.FRAMING_SCALE = {data_load.FRAMING_SCALE})")
+    csv_file, image_dir = data_load.split_paths(data_dir, "train")
+    n = len(data_load.read_keypoints_csv(csv_file)[0])
+    dataset = data_load.FacialKeypointsDataset(csv_file, image_dir, indices=range(0, n, args.every))
+    framings = measure_framings(dataset, FaceDetector())
+    median, spread = np.median(framings, axis=0), framings.std(axis=0)
+    lo, hi = np.percentile(framings, [5, 95], axis=0)
+    print(f"faces matched: {len(framings)} of {len(dataset)} (margin {DEFAULT_MARGIN}, "
+          f"centre shift {HAAR_CENTER_SHIFT})")
+    for name, i in (("centre offset x / box side", 0), ("centre offset y / box side", 1),
+                    ("ROI side / box side", 2)):
+        print(f"{name:28s} median {median[i]:+.3f}  sd {spread[i]:.3f}  5-95% [{lo[i]:+.3f}, {hi[i]:+.3f}]")
+    print(f"data_load.FRAMING_SCALE = {data_load.FRAMING_SCALE}")
 
 
 if __name__ == "__main__":

@@ -74,6 +74,25 @@ def test_padded_haar_roi_matches_the_training_framing(data_dir):
     assert tight[0] < 0.65                                  # the bare Haar box is far too tight
 
 
+def test_fallback_cascade_finds_the_small_face_the_default_one_misses(data_dir):
+    dataset = dl.FacialKeypointsDataset(*dl.split_paths(data_dir, "test"))
+    i = dataset.names.index("James_Wolfensohn_00.jpg")      # a 103 x 89 image, face filling it
+    gray = detect.to_gray(dataset.image(i))
+    assert len(detect.FaceDetector(fallback=None)(gray)) == 0
+    boxes = detect.FaceDetector()(gray)
+    assert detect.match_box(boxes, dataset.keypoints[i]) is not None
+
+
+def test_measured_framings_describe_the_roi_around_the_keypoint_box(data_dir):
+    csv_file, image_dir = dl.split_paths(data_dir, "train")
+    dataset = dl.FacialKeypointsDataset(csv_file, image_dir, indices=range(0, 3000, 100))
+    framings = detect.measure_framings(dataset, detect.FaceDetector())
+    assert framings.shape[1] == 3 and len(framings) >= 25
+    u, v, r = np.median(framings, axis=0)
+    assert abs(u) < 0.05 and abs(v) < 0.05 and 1.6 < r < 2.0   # centred, ~FRAMING_SCALE
+    assert framings[:, 0].std() > 0.02                          # real detector jitter
+
+
 def test_pipeline_finds_the_astronaut(astronaut_faces):
     image = detect.sample_image()
     assert len(astronaut_faces) == 1

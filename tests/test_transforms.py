@@ -61,6 +61,29 @@ def test_keypoint_stays_on_its_pixel_through_every_geometric_transform(transform
     np.testing.assert_allclose(np.asarray(out_kp)[30], dot_centre(out), atol=0.35)
 
 
+def test_affine_warp_moves_a_dot_with_its_keypoint():
+    image = np.zeros((100, 100), np.uint8)
+    image[39:42, 59:62] = 255
+    kp = np.tile(dot_centre(dl.as_image(image)), (68, 1)).astype(np.float32)
+    warp = dl.RandomAffine(degrees=(-25.0, -25.0), translate=(0.1, 0.1), scale=(1.2, 1.2))
+    for _ in range(5):                                 # random shifts, same geometry each time
+        out, out_kp = warp(image, kp)
+        np.testing.assert_allclose(np.asarray(out_kp)[0], dot_centre(out), atol=0.35)
+
+
+def test_face_crop_replays_a_measured_framing():
+    image, kp = synthetic(300, 300)
+    kp = kp * 0.5 + 60                                 # keypoint box well inside the image
+    lo, hi = kp.min(0), kp.max(0)
+    side = (hi - lo).max()
+    crop = dl.FaceCrop(100, framings=[(0.1, -0.05, 2.0)])
+    x, y, s = crop.square(kp)
+    assert s == pytest.approx(2.0 * side)
+    np.testing.assert_allclose([x + s / 2, y + s / 2], (lo + hi) / 2 + np.array([0.1, -0.05]) * side, atol=1e-4)
+    _, in_crop = crop(image, kp)
+    np.testing.assert_allclose(dl.uncrop_points(np.asarray(in_crop), (x, y, s), 100), kp, atol=1e-3)
+
+
 def test_random_flip_probability_zero_and_one():
     image, kp = synthetic()
     _, kept = dl.RandomHorizontalFlip(p=0.0)(image, kp)
