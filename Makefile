@@ -27,7 +27,7 @@ data: setup            ## download Udacity's data into ./data
 
 benchmark: setup       ## CNN vs dlib on the test split (installs the optional dlib packages)
 	$(PY) -m pip install --quiet dlib-bin face-recognition-models
-	$(PY) benchmarks/dlib_vs_cnn.py --json saved_models/benchmark.json
+	$(PY) benchmarks/dlib_vs_cnn.py --json saved_models/results/benchmark.json
 
 clean:
 	rm -rf outputs runs .pytest_cache

@@ -17,7 +17,7 @@ import numpy as np
 
 import data_load
 from checkpoint import CheckpointError
-from detect import (DEFAULT_MARGIN, FaceDetector, keypoints_for_boxes, keypoints_for_squares, match_box,
+from detect import (DEFAULT_MARGIN, DEFAULT_REFINE, FaceDetector, keypoints_for_boxes, keypoints_for_squares, match_box,
                     to_gray)
 from keypointer import DEFAULT_CHECKPOINT, Keypointer
 from metrics import FAILURE_THRESHOLD, ced_curve, nme_per_face, summarize
@@ -50,7 +50,7 @@ def run_on_test_set(data_dir, find_boxes, landmarks, subset=0):
     return results
 
 
-def cnn_pipeline(keypointer, framing="haar", detector=None, margin=DEFAULT_MARGIN, refine=1):
+def cnn_pipeline(keypointer, framing="haar", detector=None, margin=DEFAULT_MARGIN, refine=DEFAULT_REFINE):
     """(find_boxes, landmarks) for our CNN. ``framing='haar'``: the Haar detector and the
     padded ROI; ``'gt'``: an oracle box, the training framing of the annotated face."""
     if framing == "gt":
@@ -117,7 +117,7 @@ def main(argv=None):
     p.add_argument("--data-dir", help=f"dataset root (default: ${data_load.DATA_DIR_ENV} or ./data)")
     p.add_argument("--framing", choices=("gt", "haar"), default="gt",
                    help="crop from ground-truth keypoints, or run the Haar pipeline (default: gt)")
-    p.add_argument("--refine", type=int, default=1, help="re-framing passes (default: 1)")
+    p.add_argument("--refine", type=int, default=DEFAULT_REFINE, help="re-framing passes (default: %(default)s)")
     p.add_argument("--margin", type=float, default=DEFAULT_MARGIN)
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
     p.add_argument("--flip", action="store_true", help="average with the mirrored crop's prediction")

@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import data_load  # noqa: E402
 from checkpoint import CheckpointError  # noqa: E402
-from detect import FaceDetector, detect_keypoints, sample_image  # noqa: E402
+from detect import DEFAULT_REFINE, FaceDetector, detect_keypoints, sample_image  # noqa: E402
 from evaluate import cnn_pipeline, run_on_test_set, score  # noqa: E402
 from keypointer import DEFAULT_CHECKPOINT, Keypointer  # noqa: E402
 
@@ -82,7 +82,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
     p.add_argument("--data-dir")
-    p.add_argument("--refine", type=int, default=1)
+    p.add_argument("--refine", type=int, default=DEFAULT_REFINE, help="re-framing passes (default: %(default)s)")
     p.add_argument("--subset", type=int, default=0)
     p.add_argument("--json", help="write the table as JSON here")
     args = p.parse_args(argv)

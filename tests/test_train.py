@@ -42,20 +42,26 @@ def test_run_writes_checkpoints_history_and_plot(short_run):
 
 
 def test_resume_continues_where_it_stopped(data_dir, tmp_path):
-    train.train(config(data_dir, tmp_path, epochs=3, subset=96))
+    train.train(config(data_dir, tmp_path, epochs=3, subset=96, framing="keypoints"))
     state = load_checkpoint(str(tmp_path / "last.pt"))
     state_epochs = state["epoch"]
-    history = train.train(config(data_dir, tmp_path, epochs=4, subset=96, resume=True))
+    history = train.train(config(data_dir, tmp_path, epochs=4, subset=96, framing="keypoints", resume=True))
     assert state_epochs == 3 and [h["epoch"] for h in history] == [1, 2, 3, 4]
 
 
 def test_same_seed_same_result(data_dir, tmp_path):
-    a = train.train(config(data_dir, tmp_path / "a", epochs=1, subset=64))
+    a = train.train(config(data_dir, tmp_path / "a", epochs=1, subset=64))   # detector framing
     b = train.train(config(data_dir, tmp_path / "b", epochs=1, subset=64))
     assert a[0]["val_loss"] == b[0]["val_loss"]
 
 
 def test_cli_dry_run(data_dir, tmp_path):
     train.main(["--data-dir", data_dir, "--out-dir", str(tmp_path), "--dry-run", "--subset", "64",
-                "--input-size", "64", "--num-workers", "0", "--arch", "smallnet"])
+                "--input-size", "64", "--num-workers", "0", "--arch", "smallnet", "--framing", "keypoints"])
     assert os.path.exists(tmp_path / "last.pt")
+
+
+def test_unknown_framing_is_a_one_line_error(data_dir, tmp_path):
+    with pytest.raises(SystemExit, match="unknown framing"):
+        train.main(["--data-dir", data_dir, "--out-dir", str(tmp_path), "--dry-run", "--subset", "32",
+                    "--framing", "oracle"])
