@@ -123,17 +123,22 @@ def crop_square(image, square, size):
     for training and inference. Returns a tv_tensors.Image; map points back with
     :func:`uncrop_points`.
     """
+    return as_image(crop_square_array(image, square, size))
+
+
+def crop_square_array(image, square, size):
+    """:func:`crop_square` as a numpy array (H x W or H x W x C), the inference path."""
     x, y, side = _pixel_square(square)
     array = np.asarray(image.permute(1, 2, 0) if isinstance(image, torch.Tensor) else image)
     h, w = array.shape[:2]
     x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + side, w), min(y + side, h)
     if (x0, y0, x1, y1) == (x, y, x + side, y + side):
-        region = array[y0:y1, x0:x1]
+        region = array[y0:y1, x0:x1]           # a view: OpenCV reads the strides, no copy
     else:
         region = np.zeros((side, side) + array.shape[2:], array.dtype)
         if x1 > x0 and y1 > y0:
             region[y0 - y:y1 - y, x0 - x:x1 - x] = array[y0:y1, x0:x1]
-    return as_image(cv2.resize(np.ascontiguousarray(region), (size, size), interpolation=cv2.INTER_AREA))
+    return cv2.resize(region, (size, size), interpolation=cv2.INTER_AREA)
 
 
 def _pixel_square(square):

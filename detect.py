@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from checkpoint import CheckpointError
-from data_load import DataError, crop_square, face_square, load_image, uncrop_points
+from data_load import DataError, crop_square_array, face_square, load_image, uncrop_points
 from keypointer import DEFAULT_CHECKPOINT, Keypointer
 
 CASCADE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "detector_architectures")
@@ -143,7 +143,7 @@ def to_gray(image):
 def predict_squares(gray, squares, keypointer):
     """Keypoints (N, 68, 2) in image pixels for square crops of ``gray``, one batch."""
     size = keypointer.input_size
-    crops = np.stack([crop_square(gray, sq, size).numpy() for sq in squares]).astype(np.float32) / 255
+    crops = np.stack([crop_square_array(gray, sq, size) for sq in squares])[:, None].astype(np.float32) / 255
     return np.stack([uncrop_points(kp, sq, size) for kp, sq in zip(keypointer(crops), squares)])
 
 

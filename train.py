@@ -70,18 +70,23 @@ def make_transform(cfg, framings=None):
                                      framings)
 
 
+_FRAMINGS = {}
+
+
 def measure_framings(cfg, dataset):
     """The detector's framings of the training faces, or None for keypoint framing."""
     if cfg.framing == "keypoints":
         return None
     if cfg.framing != "detector":
         raise ValueError(f"unknown framing {cfg.framing!r}; choose detector or keypoints")
-    import detect   # OpenCV's Haar cascade; only needed here
-    t0 = time.time()
-    framings = detect.measure_framings(dataset, detect.FaceDetector())
-    print(f"framings: Haar found {len(framings)} of {len(dataset)} training faces "
-          f"({time.time() - t0:.0f}s)", flush=True)
-    return framings
+    key = (os.path.abspath(dataset.root_dir), tuple(dataset.names))
+    if key not in _FRAMINGS:     # runs in one process (the study, notebook 2) share them
+        import detect   # OpenCV's Haar cascade; only needed here
+        t0 = time.time()
+        _FRAMINGS[key] = detect.measure_framings(dataset, detect.FaceDetector())
+        print(f"framings: Haar found {len(_FRAMINGS[key])} of {len(dataset)} training faces "
+              f"({time.time() - t0:.0f}s)", flush=True)
+    return _FRAMINGS[key]
 
 
 def make_loaders(cfg):
