@@ -5,8 +5,10 @@
 
 Each side uses its own detector (Haar + padded ROI for the CNN; dlib's HOG detector
 for dlib), a missed face counts as a failure and enters the mean NME at 0.10.
-Per-face time is the landmark stage alone (batch of one, median); the pipeline rate
-is detection + landmarks on a 640 x 480 frame with one face.
+Per-face time is the landmark stage alone, batch of one, measured two ways: inside the
+pipeline loop over the test images (median; detection runs between calls, so thread pools
+and caches are cold) and warm (the same face of the 640 x 480 frame, repeated after a
+warm-up). The pipeline rate is detection + landmarks on that frame.
 """
 import argparse
 import importlib.util
@@ -26,6 +28,7 @@ from evaluate import cnn_pipeline, run_on_test_set, score  # noqa: E402
 from keypointer import DEFAULT_CHECKPOINT, Keypointer  # noqa: E402
 
 FRAME_RUNS = 100
+WARM_RUNS, WARM_UP = 200, 20
 
 
 def load_dlib():
@@ -71,9 +74,20 @@ def frames_per_second(run, frame, runs=FRAME_RUNS):
     return runs / (time.perf_counter() - t0)
 
 
-def row(name, results, fps):
+def warm_ms_per_face(find_boxes, landmarks, frame):
+    """Median milliseconds of ``landmarks`` on the frame's face, called back to back."""
+    box = np.asarray(find_boxes(frame), float)[0]
+    times = []
+    for i in range(WARM_UP + WARM_RUNS):
+        t0 = time.perf_counter()
+        landmarks(frame, box)
+        times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times[WARM_UP:]))
+
+
+def row(name, results, fps, warm_ms):
     summary = score(results)
-    summary.update(name=name, fps_640x480=fps,
+    summary.update(name=name, fps_640x480=fps, warm_ms_per_face=warm_ms,
                    ms_per_face=1000 * float(np.median([r["seconds"] for r in results if "seconds" in r])))
     return summary
 
@@ -94,22 +108,27 @@ def main(argv=None):
         sys.exit(f"error: {e}")
     haar = FaceDetector()
     frame = frame_640x480()
+    cnn = cnn_pipeline(keypointer, "haar", haar, refine=args.refine)
     ours = row(f"CNN (Haar + {type(keypointer.model).__name__}, ONNX Runtime)",
-               run_on_test_set(data_dir, *cnn_pipeline(keypointer, "haar", haar, refine=args.refine), args.subset),
-               frames_per_second(lambda f: detect_keypoints(f, haar, keypointer, refine=args.refine), frame))
+               run_on_test_set(data_dir, *cnn, args.subset),
+               frames_per_second(lambda f: detect_keypoints(f, haar, keypointer, refine=args.refine), frame),
+               warm_ms_per_face(*cnn, frame))
     find, mark = dlib_pipeline(dlib, dlib_detector, predictor)
     theirs = row("dlib (HOG + 68-point shape predictor)", run_on_test_set(data_dir, find, mark, args.subset),
-                 frames_per_second(lambda f: [mark(f, b) for b in np.asarray(find(f), float)], frame))
+                 frames_per_second(lambda f: [mark(f, b) for b in np.asarray(find(f), float)], frame),
+                 warm_ms_per_face(find, mark, frame))
     table = [ours, theirs]
-    print(f"{'':42s} {'NME':>7s} {'fail':>7s} {'AUC@.1':>7s} {'detect':>7s} {'ms/face':>8s} {'fps':>6s}")
+    print(f"{'':42s} {'NME':>7s} {'fail':>7s} {'AUC@.1':>7s} {'detect':>7s} {'ms/face':>8s} {'warm ms':>8s} {'fps':>6s}")
     for r in table:
         print(f"{r['name']:42s} {r['nme']:7.4f} {r['failure_rate']:7.2%} {r['auc']:7.3f} "
-              f"{r['detection_rate']:7.2%} {r['ms_per_face']:8.3f} {r['fps_640x480']:6.1f}")
+              f"{r['detection_rate']:7.2%} {r['ms_per_face']:8.3f} {r['warm_ms_per_face']:8.3f} {r['fps_640x480']:6.1f}")
     ratio = ours["ms_per_face"] / theirs["ms_per_face"]
-    print(f"per-face time, CNN / dlib: {ratio:.2f}")
+    warm_ratio = ours["warm_ms_per_face"] / theirs["warm_ms_per_face"]
+    print(f"per-face time, CNN / dlib: {ratio:.2f} in the pipeline loop, {warm_ratio:.2f} warm")
     if args.json:
         with open(args.json + ".tmp", "w") as f:
-            json.dump({"rows": table, "time_ratio": ratio, "refine": args.refine}, f, indent=2)
+            json.dump({"rows": table, "time_ratio": ratio, "warm_time_ratio": warm_ratio, "refine": args.refine},
+                      f, indent=2)
         os.replace(args.json + ".tmp", args.json)
 
 
