@@ -106,13 +106,32 @@ def denormalize_keypoints(keypoints, size):
     return keypoints * half + half
 
 
-def face_square(keypoints, scale=FRAMING_SCALE):
-    """The training framing (x, y, side): a square around the keypoints' box."""
+def keypoint_box(keypoints):
+    """(centre (2,), side): the centre of the keypoints' bounding box and its longer side."""
     kp = np.asarray(keypoints, dtype=np.float64)
     lo, hi = kp.min(axis=0), kp.max(axis=0)
-    side = scale * float((hi - lo).max())
-    cx, cy = (lo + hi) / 2.0
+    return (lo + hi) / 2.0, float((hi - lo).max())
+
+
+def framed_square(keypoints, u=0.0, v=0.0, r=FRAMING_SCALE):
+    """The square (x, y, side) of side r, centred (u, v) away from the keypoint box's
+    centre, all in keypoint-box sides (the frame of detect.measure_framings)."""
+    (cx, cy), box_side = keypoint_box(keypoints)
+    side = r * box_side
+    cx, cy = cx + u * box_side, cy + v * box_side
     return cx - side / 2.0, cy - side / 2.0, side
+
+
+def face_square(keypoints, scale=FRAMING_SCALE):
+    """The training framing (x, y, side): a square of ``scale`` x the keypoint box, centred on it."""
+    return framed_square(keypoints, 0.0, 0.0, scale)
+
+
+def _as_array(image):
+    """tv_tensors.Image / tensor CxHxW or numpy -> numpy HxW(xC) (a view where possible)."""
+    if isinstance(image, torch.Tensor):
+        image = image.permute(1, 2, 0).numpy()
+    return image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image
 
 
 def crop_square(image, square, size):
@@ -129,7 +148,7 @@ def crop_square(image, square, size):
 def crop_square_array(image, square, size):
     """:func:`crop_square` as a numpy array (H x W or H x W x C), the inference path."""
     x, y, side = _pixel_square(square)
-    array = np.asarray(image.permute(1, 2, 0) if isinstance(image, torch.Tensor) else image)
+    array = _as_array(image)
     h, w = array.shape[:2]
     x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + side, w), min(y + side, h)
     if (x0, y0, x1, y1) == (x, y, x + side, y + side):
@@ -234,14 +253,10 @@ class FaceCrop:
     def square(self, keypoints):
         if self.framings is None or len(self.framings) == 0:
             return face_square(keypoints, self.scale)
-        u, v, r = self.framings[random.randrange(len(self.framings))]
-        lo, hi = keypoints.min(axis=0), keypoints.max(axis=0)
-        box_side = float((hi - lo).max())
-        cx, cy = (lo + hi) / 2.0 + np.array([u, v]) * box_side
-        return cx - r * box_side / 2, cy - r * box_side / 2, r * box_side
+        return framed_square(keypoints, *self.framings[random.randrange(len(self.framings))])
 
     def __call__(self, image, keypoints):
-        square = self.square(np.asarray(keypoints, np.float64))
+        square = self.square(keypoints)
         crop = crop_square(image, square, self.size)
         return crop, as_keypoints(crop_points(keypoints, square, self.size), crop)
 
@@ -282,13 +297,6 @@ def hflip(image, keypoints):
     """Deterministic mirror with left/right swap (used by flip and by test-time flip)."""
     image = as_image(image)
     return F.horizontal_flip(image), as_keypoints(mirror_points(keypoints, image.shape[-1]), image)
-
-
-def _as_array(image):
-    """tv_tensors.Image / tensor CxHxW or numpy -> numpy HxW(xC) (a view where possible)."""
-    if isinstance(image, torch.Tensor):
-        image = image.permute(1, 2, 0).numpy()
-    return image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image
 
 
 class RandomAffine:

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from checkpoint import CheckpointError
-from data_load import DataError, crop_square_array, face_square, load_image, uncrop_points
+from data_load import DataError, crop_square_array, face_square, keypoint_box, load_image, uncrop_points
 from keypointer import DEFAULT_CHECKPOINT, Keypointer
 
 CASCADE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "detector_architectures")
@@ -127,11 +127,8 @@ def measure_framings(dataset, detector, margin=DEFAULT_MARGIN):
         if j is None:
             continue
         x, y, side = roi_square(boxes[j], margin)
-        lo, hi = keypoints.min(axis=0), keypoints.max(axis=0)
-        box_side = float((hi - lo).max())
-        centre = (lo + hi) / 2
-        rows.append(((x + side / 2 - centre[0]) / box_side, (y + side / 2 - centre[1]) / box_side,
-                     side / box_side))
+        (cx, cy), box_side = keypoint_box(keypoints)
+        rows.append(((x + side / 2 - cx) / box_side, (y + side / 2 - cy) / box_side, side / box_side))
     return np.array(rows, np.float64).reshape(-1, 3)
 
 

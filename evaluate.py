@@ -17,8 +17,8 @@ import numpy as np
 
 import data_load
 from checkpoint import CheckpointError
-from detect import (DEFAULT_MARGIN, DEFAULT_REFINE, FaceDetector, keypoints_for_boxes, keypoints_for_squares, match_box,
-                    to_gray)
+from detect import (DEFAULT_MARGIN, DEFAULT_REFINE, FaceDetector, keypoints_for_boxes, keypoints_for_squares,
+                    match_box, to_gray)
 from keypointer import DEFAULT_CHECKPOINT, Keypointer
 from metrics import FAILURE_THRESHOLD, ced_curve, nme_per_face, summarize
 
@@ -82,17 +82,22 @@ def score(results):
     return summary
 
 
-def time_per_face(keypointer, runs=TIMING_RUNS):
-    """Median milliseconds of one batch-of-one forward pass, after warm-up."""
-    crop = np.random.default_rng(0).random((1, 1, keypointer.input_size, keypointer.input_size))
-    for _ in range(20):
-        keypointer(crop)
+def median_ms(call, runs=TIMING_RUNS, warmup=20):
+    """Median milliseconds of ``call()``, called back to back after ``warmup`` calls."""
+    for _ in range(warmup):
+        call()
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        keypointer(crop)
+        call()
         times.append(time.perf_counter() - t0)
     return 1000 * float(np.median(times))
+
+
+def time_per_face(keypointer, runs=TIMING_RUNS):
+    """Median milliseconds of one batch-of-one forward pass, after warm-up."""
+    crop = np.random.default_rng(0).random((1, 1, keypointer.input_size, keypointer.input_size))
+    return median_ms(lambda: keypointer(crop), runs)
 
 
 def plot_ced(curves, path):

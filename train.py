@@ -40,7 +40,7 @@ class TrainConfig:
     warmup_epochs: int = 2
     weight_decay: float = 1e-4
     loss: str = "smoothl1"        # smoothl1 | l1 | mse
-    smooth_l1_beta: float = 0.01  # in the [-1, 1] frame: ~0.5 px at 112 px, i.e. L1-like
+    smooth_l1_beta: float = 0.01  # in the [-1, 1] frame: ~0.5 px at 96 px, i.e. L1-like
     val_fraction: float = 0.1     # fraction of people held out for validation
     framing: str = "detector"     # detector: replay Haar ROI framings measured on the training
                                   # faces (detect.measure_framings); keypoints: face_square only

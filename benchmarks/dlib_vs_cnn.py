@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import data_load  # noqa: E402
 from checkpoint import CheckpointError  # noqa: E402
 from detect import DEFAULT_REFINE, FaceDetector, detect_keypoints, sample_image  # noqa: E402
-from evaluate import cnn_pipeline, run_on_test_set, score  # noqa: E402
+from evaluate import cnn_pipeline, median_ms, run_on_test_set, score  # noqa: E402
 from keypointer import DEFAULT_CHECKPOINT, Keypointer  # noqa: E402
 
 FRAME_RUNS = 100
@@ -77,12 +77,7 @@ def frames_per_second(run, frame, runs=FRAME_RUNS):
 def warm_ms_per_face(find_boxes, landmarks, frame):
     """Median milliseconds of ``landmarks`` on the frame's face, called back to back."""
     box = np.asarray(find_boxes(frame), float)[0]
-    times = []
-    for i in range(WARM_UP + WARM_RUNS):
-        t0 = time.perf_counter()
-        landmarks(frame, box)
-        times.append(time.perf_counter() - t0)
-    return 1000 * float(np.median(times[WARM_UP:]))
+    return median_ms(lambda: landmarks(frame, box), WARM_RUNS, WARM_UP)
 
 
 def row(name, results, fps, warm_ms):
