@@ -33,21 +33,20 @@ def run_on_test_set(data_dir, find_boxes, landmarks, subset=0):
     keypoints and the seconds ``landmarks`` took.
     """
     dataset = data_load.FacialKeypointsDataset(*data_load.split_paths(data_dir, "test"))
-    results = []
-    for i in range(subset or len(dataset)):
-        item = dataset[i]
-        image, target = item["image"], item["keypoints"]
-        boxes = np.asarray(find_boxes(image, target), np.float64).reshape(-1, 4)
-        j = match_box(boxes, target)
-        if j is None:
-            results.append({"name": item["name"], "nme": None, "keypoints": None})
-            continue
-        t0 = time.perf_counter()
-        kp = landmarks(image, boxes[j])
-        seconds = time.perf_counter() - t0
-        results.append({"name": item["name"], "nme": float(nme_per_face(kp, target)),
-                        "keypoints": kp, "seconds": seconds})
-    return results
+    return [run_on_face(dataset[i], find_boxes, landmarks) for i in range(subset or len(dataset))]
+
+
+def run_on_face(item, find_boxes, landmarks):
+    """One dataset item through a detector + landmarker pair (see :func:`run_on_test_set`)."""
+    image, target = item["image"], item["keypoints"]
+    boxes = np.asarray(find_boxes(image, target), np.float64).reshape(-1, 4)
+    j = match_box(boxes, target)
+    if j is None:
+        return {"name": item["name"], "nme": None, "keypoints": None}
+    t0 = time.perf_counter()
+    kp = landmarks(image, boxes[j])
+    seconds = time.perf_counter() - t0
+    return {"name": item["name"], "nme": float(nme_per_face(kp, target)), "keypoints": kp, "seconds": seconds}
 
 
 def cnn_pipeline(keypointer, framing="haar", detector=None, margin=DEFAULT_MARGIN, refine=DEFAULT_REFINE):
@@ -61,11 +60,17 @@ def cnn_pipeline(keypointer, framing="haar", detector=None, margin=DEFAULT_MARGI
         def landmarks(image, box):
             return keypoints_for_squares(to_gray(image), [tuple(box[:3])], keypointer, refine)[0]
     else:
+        # As in detect.detect_keypoints, the gray image made for the detector is the one
+        # the landmark stage crops from, so the per-face time does not convert it again.
+        last = {"image": None, "gray": None}
+
         def find_boxes(image, target=None):
-            return detector(to_gray(image))
+            last.update(image=image, gray=to_gray(image))
+            return detector(last["gray"])
 
         def landmarks(image, box):
-            return keypoints_for_boxes(to_gray(image), box[None], keypointer, margin, refine)[0]
+            gray = last["gray"] if image is last["image"] else to_gray(image)
+            return keypoints_for_boxes(gray, box[None], keypointer, margin, refine)[0]
     return find_boxes, landmarks
 
 

@@ -148,9 +148,11 @@ class HeatmapNet(nn.Module):
         self.lateral = nn.ModuleList(nn.Conv2d(c, neck, 1) for c in width[1:])
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
         self.head = nn.Sequential(_separable(neck, neck, 1), nn.Conv2d(neck, NUM_OUTPUTS // 2, 1))
-        grid = input_size // 4
-        coords = (torch.arange(grid, dtype=torch.float32) + 0.5) / grid * 2 - 1
-        self.register_buffer("coords", coords, persistent=False)
+        self.grid = input_size // 4
+        centers = (torch.arange(self.grid, dtype=torch.float32) + 0.5) / self.grid * 2 - 1
+        ys, xs = torch.meshgrid(centers, centers, indexing="ij")
+        # (grid * grid, 2): the (x, y) of every heatmap cell, in the [-1, 1] crop frame
+        self.register_buffer("cell_xy", torch.stack([xs.flatten(), ys.flatten()], 1), persistent=False)
 
     def forward(self, x):
         x = self.stem(x)
@@ -162,11 +164,10 @@ class HeatmapNet(nn.Module):
         for lateral, features in zip(reversed(self.lateral[:-1]), reversed(pyramid[1:-1])):
             top = lateral(features) + self.up(top)
         heatmaps = self.head(top)                                  # (N, 68, H/4, W/4)
-        n, k, h, w = heatmaps.shape
-        prob = torch.softmax(heatmaps.flatten(2), dim=-1).view(n, k, h, w)
-        x_coord = (prob.sum(2) * self.coords).sum(-1)
-        y_coord = (prob.sum(3) * self.coords).sum(-1)
-        return torch.stack([x_coord, y_coord], dim=-1).flatten(1)
+        # Constant shapes (only the batch is -1) keep the exported graph free of
+        # Shape/Gather/Concat nodes, which cost as much as a conv at batch one.
+        prob = torch.softmax(heatmaps.reshape(-1, NUM_OUTPUTS // 2, self.grid * self.grid), dim=-1)
+        return (prob @ self.cell_xy).reshape(-1, NUM_OUTPUTS)    # expected (x, y) per keypoint
 
 
 ARCHITECTURES = {"net": Net, "naimishnet": NaimishNet, "oneconv": OneConvNet,

@@ -214,3 +214,18 @@ def test_folder_run_goes_on_past_bad_files(tmp_path):
     records = json.loads((tmp_path / "all.json").read_text())
     assert sorted(r["image"] for r in records) == ["blank.png", "deep.png", "gray.png", "rgba.png"]
     assert len(list((tmp_path / "annotated").iterdir())) == 4
+
+
+def test_evaluation_pipeline_reuses_the_detectors_gray_image_only_for_that_image(pipeline):
+    """cnn_pipeline's landmarks crop from the gray image find_boxes made (as detect_keypoints
+    does), and convert afresh for any other image."""
+    from evaluate import cnn_pipeline
+    find_boxes, landmarks = cnn_pipeline(pipeline[1], "haar", pipeline[0])
+    image = detect.sample_image()
+    box = find_boxes(image)[0]
+    fresh = detect.keypoints_for_boxes(detect.to_gray(image), box[None], pipeline[1])[0]
+    np.testing.assert_array_equal(landmarks(image, box), fresh)
+    darker = (image // 2).astype(np.uint8)
+    fresh_dark = detect.keypoints_for_boxes(detect.to_gray(darker), box[None], pipeline[1])[0]
+    np.testing.assert_array_equal(landmarks(darker, box), fresh_dark)
+    assert not np.array_equal(fresh, fresh_dark)
