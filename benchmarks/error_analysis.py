@@ -1,0 +1,65 @@
+"""Where the pipeline's error comes from: NME per facial part and by face size.
+
+Runs the whole pipeline (Haar -> ROI -> model) on the 770 test images and splits the
+error of the detected faces two ways: the mean point error of each facial part over the
+outer-eye distance (the same normalisation as NME), and the NME of each quarter of the
+faces sorted by their outer-eye distance in original-image pixels.
+
+    python benchmarks/error_analysis.py [--checkpoint saved_models/keypointnet.pt]
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import data_load  # noqa: E402
+from checkpoint import CheckpointError  # noqa: E402
+from detect import FACE_PARTS, FaceDetector  # noqa: E402
+from evaluate import cnn_pipeline, run_on_test_set  # noqa: E402
+from keypointer import DEFAULT_CHECKPOINT, Keypointer  # noqa: E402
+from metrics import LEFT_EYE_OUTER, RIGHT_EYE_OUTER  # noqa: E402
+
+
+def point_errors(results, targets):
+    """(faces, 68) point errors over the outer-eye distance, and that distance in pixels,
+    for the detected faces."""
+    errors, eye_px = [], []
+    for result, target in zip(results, targets):
+        if result["keypoints"] is None:
+            continue
+        eyes = np.linalg.norm(target[LEFT_EYE_OUTER] - target[RIGHT_EYE_OUTER])
+        errors.append(np.linalg.norm(result["keypoints"] - target, axis=1) / eyes)
+        eye_px.append(eyes)
+    return np.array(errors), np.array(eye_px)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    p.add_argument("--data-dir")
+    args = p.parse_args(argv)
+    try:
+        data_dir = data_load.resolve_data_dir(args.data_dir)
+        keypointer = Keypointer(args.checkpoint)
+    except (data_load.DataError, CheckpointError) as e:
+        sys.exit(f"error: {e}")
+    results = run_on_test_set(data_dir, *cnn_pipeline(keypointer, "haar", FaceDetector()))
+    targets = data_load.read_keypoints_csv(data_load.split_paths(data_dir, "test")[0])[1]
+    errors, eye_px = point_errors(results, targets)
+    print(f"{len(errors)} detected faces, NME {errors.mean():.4f}")
+    print(f"{'part':12s} {'points':>6s} {'NME':>7s} {'share':>6s}")
+    for name, (indices, _) in FACE_PARTS.items():
+        part = errors[:, list(indices)]
+        print(f"{name:12s} {part.shape[1]:6d} {part.mean():7.4f} {part.sum() / errors.sum():6.1%}")
+    print(f"without the jaw: NME {errors[:, 17:].mean():.4f}")
+    edges = np.quantile(eye_px, [0, 0.25, 0.5, 0.75, 1])
+    print("outer-eye distance (px)   NME")
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (eye_px >= lo) & (eye_px <= hi)
+        print(f"{lo:7.1f} - {hi:7.1f}        {errors[inside].mean():.4f}")
+
+
+if __name__ == "__main__":
+    main()
