@@ -5,12 +5,16 @@ LEFT_EYE_OUTER, RIGHT_EYE_OUTER = 36, 45   # 0-based indices in the 68-point mar
 FAILURE_THRESHOLD = 0.10
 
 
+def point_errors(pred, target):
+    """Each point's error / ground-truth outer-eye distance: (..., 68)."""
+    pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    eyes = np.linalg.norm(target[..., LEFT_EYE_OUTER, :] - target[..., RIGHT_EYE_OUTER, :], axis=-1)
+    return np.linalg.norm(pred - target, axis=-1) / eyes[..., None]
+
+
 def nme_per_face(pred, target):
     """Mean point-to-point error / ground-truth outer-eye distance, per face: (N,)."""
-    pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
-    errors = np.linalg.norm(pred - target, axis=-1).mean(axis=-1)
-    eyes = np.linalg.norm(target[..., LEFT_EYE_OUTER, :] - target[..., RIGHT_EYE_OUTER, :], axis=-1)
-    return errors / eyes
+    return point_errors(pred, target).mean(axis=-1)
 
 
 def ced_curve(nmes, threshold=FAILURE_THRESHOLD, steps=1000):

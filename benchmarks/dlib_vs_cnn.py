@@ -14,6 +14,7 @@ so their times come from the same minutes of a machine whose speed drifts. The p
 rate is detection + landmarks on that frame.
 """
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -96,7 +97,7 @@ def warm_ms_per_face(pipelines, frame):
     calls = {}
     for name, (find_boxes, landmarks) in pipelines.items():
         box = np.asarray(find_boxes(frame), float)[0]
-        calls[name] = (lambda mark, b: lambda: mark(frame, b))(landmarks, box)
+        calls[name] = functools.partial(landmarks, frame, box)
     block_ms = {name: [] for name in calls}
     for _ in range(WARM_BLOCKS):
         for name, call in calls.items():

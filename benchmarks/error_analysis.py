@@ -19,20 +19,16 @@ from checkpoint import CheckpointError  # noqa: E402
 from detect import FACE_PARTS, FaceDetector  # noqa: E402
 from evaluate import cnn_pipeline, run_on_test_set  # noqa: E402
 from keypointer import DEFAULT_CHECKPOINT, Keypointer  # noqa: E402
-from metrics import LEFT_EYE_OUTER, RIGHT_EYE_OUTER  # noqa: E402
+from metrics import LEFT_EYE_OUTER, RIGHT_EYE_OUTER, point_errors  # noqa: E402
 
 
-def point_errors(results, targets):
+def detected_errors(results, targets):
     """(faces, 68) point errors over the outer-eye distance, and that distance in pixels,
     for the detected faces."""
-    errors, eye_px = [], []
-    for result, target in zip(results, targets):
-        if result["keypoints"] is None:
-            continue
-        eyes = np.linalg.norm(target[LEFT_EYE_OUTER] - target[RIGHT_EYE_OUTER])
-        errors.append(np.linalg.norm(result["keypoints"] - target, axis=1) / eyes)
-        eye_px.append(eyes)
-    return np.array(errors), np.array(eye_px)
+    found = [i for i, r in enumerate(results) if r["keypoints"] is not None]
+    targets = targets[found]
+    errors = point_errors(np.stack([results[i]["keypoints"] for i in found]), targets)
+    return errors, np.linalg.norm(targets[:, LEFT_EYE_OUTER] - targets[:, RIGHT_EYE_OUTER], axis=-1)
 
 
 def main(argv=None):
@@ -47,7 +43,7 @@ def main(argv=None):
         sys.exit(f"error: {e}")
     results = run_on_test_set(data_dir, *cnn_pipeline(keypointer, "haar", FaceDetector()))
     targets = data_load.read_keypoints_csv(data_load.split_paths(data_dir, "test")[0])[1]
-    errors, eye_px = point_errors(results, targets)
+    errors, eye_px = detected_errors(results, targets)
     print(f"{len(errors)} detected faces, NME {errors.mean():.4f}")
     print(f"{'part':12s} {'points':>6s} {'NME':>7s} {'share':>6s}")
     for name, (indices, _) in FACE_PARTS.items():

@@ -100,16 +100,8 @@ def test_heatmap_soft_argmax_reads_the_peak_cell_centre():
     rows, cols = np.arange(68) % grid, (np.arange(68) * 7) % grid
     heatmaps = torch.zeros(1, 68, grid, grid)
     heatmaps[0, np.arange(68), rows, cols] = 50.0   # softmax puts ~all mass on this cell
-    model.head = torch.nn.Sequential(model.head, LambdaLayer(lambda _: heatmaps))
+    model.head.register_forward_hook(lambda module, inputs, output: heatmaps)   # replaces the output
     out = model(torch.rand(1, 1, 64, 64)).reshape(68, 2).detach().numpy()
     centre = lambda i: (i + 0.5) / grid * 2 - 1   # noqa: E731
     np.testing.assert_allclose(out, np.stack([centre(cols), centre(rows)], 1), atol=1e-4)
 
-
-class LambdaLayer(torch.nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x):
-        return self.fn(x)
