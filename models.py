@@ -154,7 +154,8 @@ class HeatmapNet(nn.Module):
         # (grid * grid, 2): the (x, y) of every heatmap cell, in the [-1, 1] crop frame
         self.register_buffer("cell_xy", torch.stack([xs.flatten(), ys.flatten()], 1), persistent=False)
 
-    def forward(self, x):
+    def heatmaps(self, x):
+        """(N, 68, H/4, W/4) logits: one heatmap per keypoint."""
         x = self.stem(x)
         pyramid = []
         for stage in self.stages:
@@ -163,11 +164,20 @@ class HeatmapNet(nn.Module):
         top = self.lateral[-1](pyramid[-1])
         for lateral, features in zip(reversed(self.lateral[:-1]), reversed(pyramid[1:-1])):
             top = lateral(features) + self.up(top)
-        heatmaps = self.head(top)                                  # (N, 68, H/4, W/4)
+        return self.head(top)
+
+    def probabilities(self, heatmaps):
+        """(N, 68, grid * grid): each heatmap softmaxed over its cells."""
         # Constant shapes (only the batch is -1) keep the exported graph free of
         # Shape/Gather/Concat nodes, which cost as much as a conv at batch one.
-        prob = torch.softmax(heatmaps.reshape(-1, NUM_OUTPUTS // 2, self.grid * self.grid), dim=-1)
-        return (prob @ self.cell_xy).reshape(-1, NUM_OUTPUTS)    # expected (x, y) per keypoint
+        return torch.softmax(heatmaps.reshape(-1, NUM_OUTPUTS // 2, self.grid * self.grid), dim=-1)
+
+    def decode(self, prob):
+        """(N, 136): the expected (x, y) of every keypoint under its probabilities."""
+        return (prob @ self.cell_xy).reshape(-1, NUM_OUTPUTS)
+
+    def forward(self, x):
+        return self.decode(self.probabilities(self.heatmaps(x)))
 
 
 ARCHITECTURES = {"net": Net, "naimishnet": NaimishNet, "oneconv": OneConvNet,

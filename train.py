@@ -41,6 +41,9 @@ class TrainConfig:
     weight_decay: float = 1e-4
     loss: str = "smoothl1"        # smoothl1 | l1 | mse
     smooth_l1_beta: float = 0.01  # in the [-1, 1] frame: ~0.5 px at 96 px, i.e. L1-like
+    heatmap_reg: float = 0.0      # weight of the Jensen-Shannon pull of each heatmap towards a
+                                  # Gaussian at its keypoint (DSNT); heatmap nets only, 0: off
+    heatmap_sigma: float = 1.0    # that Gaussian's standard deviation, in heatmap cells
     val_fraction: float = 0.1     # fraction of people held out for validation
     framing: str = "detector"     # detector: replay Haar ROI framings measured on the training
                                   # faces (detect.measure_framings); keypoints: face_square only
@@ -144,7 +147,34 @@ def make_scheduler(cfg, optimizer, steps_per_epoch):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, device, max_batches=None):
+def gaussian_targets(cell_xy, keypoints, sigma):
+    """(N, 68, cells) Gaussians at the keypoints over the heatmap cells, each summing to 1."""
+    d2 = ((keypoints[:, :, None, :] - cell_xy[None, None]) ** 2).sum(-1)
+    q = torch.exp(-0.5 * d2 / sigma ** 2)
+    return q / q.sum(-1, keepdim=True).clamp_min(1e-12)
+
+
+def js_divergence(p, q, eps=1e-12):
+    """Jensen-Shannon divergence between distributions along the last axis, (N, 68)."""
+    m = 0.5 * (p + q)
+    return 0.5 * ((p * ((p + eps) / (m + eps)).log()).sum(-1) + (q * ((q + eps) / (m + eps)).log()).sum(-1))
+
+
+def compute_loss(model, images, targets, loss_fn, cfg):
+    """Coordinate loss, plus the heatmap regulariser when ``cfg.heatmap_reg`` > 0."""
+    if not cfg.heatmap_reg:
+        return loss_fn(model(images), targets.flatten(1))
+    if not hasattr(model, "probabilities"):
+        raise ValueError(f"--heatmap-reg needs a heatmap net; {cfg.arch!r} regresses coordinates")
+    prob = model.probabilities(model.heatmaps(images))
+    sigma = cfg.heatmap_sigma * 2.0 / model.grid     # cells -> [-1, 1] frame units
+    inside = (targets.abs() <= 1).all(-1)              # keypoints outside the crop get no heatmap
+    js = js_divergence(prob, gaussian_targets(model.cell_xy, targets, sigma))
+    reg = (js * inside).sum() / inside.sum().clamp_min(1)
+    return loss_fn(model.decode(prob), targets.flatten(1)) + cfg.heatmap_reg * reg
+
+
+def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, device, cfg, max_batches=None):
     """One pass over ``loader``; returns the mean training loss."""
     model.train()
     total, count = 0.0, 0
@@ -152,7 +182,7 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, device, max_ba
         if max_batches is not None and i >= max_batches:
             break
         images, targets = batch["image"].to(device), batch["keypoints"].to(device)
-        loss = loss_fn(model(images), targets.flatten(1))
+        loss = compute_loss(model, images, targets, loss_fn, cfg)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -231,7 +261,7 @@ def train(cfg):
     epochs = start if cfg.dry_run else cfg.epochs
     for epoch in range(start, epochs + 1):
         t0 = time.time()
-        train_loss = train_one_epoch(model, train_loader, loss_fn, optimizer, scheduler, device, max_batches)
+        train_loss = train_one_epoch(model, train_loader, loss_fn, optimizer, scheduler, device, cfg, max_batches)
         val_loss, val_nme = evaluate(model, val_loader, loss_fn, device, max_batches)
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                         "val_nme": val_nme, "lr": optimizer.param_groups[0]["lr"],

@@ -1,8 +1,10 @@
 """A short real training run on a subset: the validation loss falls; resume continues."""
 import csv
+import math
 import os
 
 import pytest
+import torch
 
 import train
 from checkpoint import load_checkpoint
@@ -65,3 +67,28 @@ def test_unknown_framing_is_a_one_line_error(data_dir, tmp_path):
     with pytest.raises(SystemExit, match="unknown framing"):
         train.main(["--data-dir", data_dir, "--out-dir", str(tmp_path), "--dry-run", "--subset", "32",
                     "--framing", "oracle"])
+
+
+def test_gaussian_target_is_centred_on_its_keypoint():
+    """Decoding a Gaussian target with the soft-argmax gives back the keypoint it was made for."""
+    model = train.models.HeatmapNet(input_size=64)
+    keypoints = torch.rand(2, 68, 2) * 1.2 - 0.6          # inside the crop, off the cell centres
+    q = train.gaussian_targets(model.cell_xy, keypoints, sigma=2.0 / model.grid)
+    torch.testing.assert_close(q.sum(-1), torch.ones(2, 68))
+    torch.testing.assert_close(model.decode(q).reshape(2, 68, 2), keypoints, atol=1e-3, rtol=0)
+
+
+def test_js_divergence_is_zero_on_equal_and_log2_on_disjoint():
+    p = torch.softmax(torch.randn(3, 68, 16), -1)
+    one_hot = lambda i: torch.nn.functional.one_hot(torch.tensor(i), 16).float()  # noqa: E731
+    torch.testing.assert_close(train.js_divergence(p, p), torch.zeros(3, 68), atol=1e-6, rtol=0)
+    assert abs(train.js_divergence(one_hot(0), one_hot(5)).item() - math.log(2)) < 1e-5
+
+
+def test_heatmap_regulariser_trains_and_rejects_coordinate_nets(data_dir, tmp_path):
+    history = train.train(config(data_dir, tmp_path / "hm", arch="heatmapnet", epochs=2, subset=64,
+                                 framing="keypoints", heatmap_reg=0.1))
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    with pytest.raises(SystemExit, match="needs a heatmap net"):
+        train.main(["--data-dir", data_dir, "--out-dir", str(tmp_path / "net"), "--dry-run", "--subset", "32",
+                    "--arch", "net", "--heatmap-reg", "0.1", "--framing", "keypoints"])
