@@ -161,9 +161,11 @@ def js_divergence(p, q, eps=1e-12):
 
 
 def compute_loss(model, images, targets, loss_fn, cfg):
-    """Coordinate loss, plus the heatmap regulariser when ``cfg.heatmap_reg`` > 0."""
+    """(loss to minimise, coordinate loss): the two differ by the heatmap regulariser
+    when ``cfg.heatmap_reg`` > 0; the coordinate loss is the one validation reports."""
     if not cfg.heatmap_reg:
-        return loss_fn(model(images), targets.flatten(1))
+        loss = loss_fn(model(images), targets.flatten(1))
+        return loss, loss
     if not hasattr(model, "probabilities"):
         raise ValueError(f"--heatmap-reg needs a heatmap net; {cfg.arch!r} regresses coordinates")
     prob = model.probabilities(model.heatmaps(images))
@@ -171,23 +173,24 @@ def compute_loss(model, images, targets, loss_fn, cfg):
     inside = (targets.abs() <= 1).all(-1)              # keypoints outside the crop get no heatmap
     js = js_divergence(prob, gaussian_targets(model.cell_xy, targets, sigma))
     reg = (js * inside).sum() / inside.sum().clamp_min(1)
-    return loss_fn(model.decode(prob), targets.flatten(1)) + cfg.heatmap_reg * reg
+    coordinate_loss = loss_fn(model.decode(prob), targets.flatten(1))
+    return coordinate_loss + cfg.heatmap_reg * reg, coordinate_loss
 
 
 def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, device, cfg, max_batches=None):
-    """One pass over ``loader``; returns the mean training loss."""
+    """One pass over ``loader``; returns the mean coordinate loss (comparable to validation's)."""
     model.train()
     total, count = 0.0, 0
     for i, batch in enumerate(tqdm(loader, desc="train", leave=False, disable=None)):  # no bar off a terminal
         if max_batches is not None and i >= max_batches:
             break
         images, targets = batch["image"].to(device), batch["keypoints"].to(device)
-        loss = compute_loss(model, images, targets, loss_fn, cfg)
+        loss, coordinate_loss = compute_loss(model, images, targets, loss_fn, cfg)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         scheduler.step()
-        total, count = total + loss.item() * len(images), count + len(images)
+        total, count = total + coordinate_loss.item() * len(images), count + len(images)
     return total / max(count, 1)
 
 
