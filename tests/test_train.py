@@ -85,10 +85,10 @@ def test_js_divergence_is_zero_on_equal_and_log2_on_disjoint():
     assert abs(train.js_divergence(one_hot(0), one_hot(5)).item() - math.log(2)) < 1e-5
 
 
-def test_heatmap_regulariser_trains_and_rejects_coordinate_nets(data_dir, tmp_path):
-    history = train.train(config(data_dir, tmp_path / "hm", arch="heatmapnet", epochs=2, subset=64,
-                                 framing="keypoints", heatmap_reg=0.1))
+def test_heatmap_regulariser_trains_and_leaves_coordinate_nets_alone(data_dir, tmp_path):
+    common = dict(epochs=2, subset=64, framing="keypoints", heatmap_reg=0.1)
+    history = train.train(config(data_dir, tmp_path / "hm", arch="heatmapnet", **common))
     assert history[-1]["train_loss"] < history[0]["train_loss"]
-    with pytest.raises(SystemExit, match="needs a heatmap net"):
-        train.main(["--data-dir", data_dir, "--out-dir", str(tmp_path / "net"), "--dry-run", "--subset", "32",
-                    "--arch", "net", "--heatmap-reg", "0.1", "--framing", "keypoints"])
+    with_reg = train.train(config(data_dir, tmp_path / "net", **common))       # keypointnet
+    without = train.train(config(data_dir, tmp_path / "net0", **{**common, "heatmap_reg": 0.0}))
+    assert [h["val_loss"] for h in with_reg] == [h["val_loss"] for h in without]
