@@ -31,3 +31,11 @@ def summarize(nmes, threshold=FAILURE_THRESHOLD):
     auc = float(np.sum((ys[1:] + ys[:-1]) / 2 * np.diff(xs)) / threshold)
     return {"nme": float(nmes.mean()), "failure_rate": float((nmes > threshold).mean()),
             "auc": auc, "faces": int(len(nmes))}
+
+
+def heatmap_spread(prob):
+    """RMS distance, in cells, of each heatmap's mass from its mean: (K, g, g) -> (K,)."""
+    cells = np.arange(prob.shape[-1])
+    px, py = prob.sum(1), prob.sum(2)                 # marginals over x and over y
+    mx, my = px @ cells, py @ cells
+    return np.sqrt(np.maximum(px @ cells ** 2 - mx ** 2 + py @ cells ** 2 - my ** 2, 0))

@@ -92,6 +92,29 @@ def feature_maps(model, x, layer):
     return captured["out"][0].cpu().numpy()
 
 
+def keypoint_heatmaps(model, x):
+    """A heatmap net's per-keypoint probabilities for one crop ``x`` (1, 1, S, S): (68, g, g)."""
+    with torch.no_grad():
+        prob = model.eval().probabilities(model.heatmaps(x))
+    return prob[0].reshape(len(prob[0]), model.grid, model.grid).cpu().numpy()
+
+
+def show_heatmaps(face, prob, keypoints=(36, 30, 48, 8)):
+    """The crop with every keypoint's heatmap overlaid (max over keypoints), then a few alone."""
+    fig, axes = grid(1 + len(keypoints), 1 + len(keypoints), 2.6)
+    side = face.shape[0]
+    axes[0].imshow(face, cmap="gray")
+    axes[0].imshow(cv2.resize(prob.max(0), (side, side), interpolation=cv2.INTER_NEAREST), alpha=0.55)
+    axes[0].set_title("all 68 heatmaps", fontsize=9)
+    for ax, k in zip(axes[1:], keypoints):
+        ax.imshow(face, cmap="gray")
+        ax.imshow(cv2.resize(prob[k], (side, side), interpolation=cv2.INTER_NEAREST), alpha=0.6)
+        ax.set_title(f"keypoint {k}", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    return fig
+
+
 def compose_canvas(images, cols=3, cell=320, background=110):
     """Several RGB images on one canvas, each scaled to fit a cell (for multi-face demos)."""
     rows = (len(images) + cols - 1) // cols

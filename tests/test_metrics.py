@@ -1,7 +1,7 @@
 """NME, failure rate and AUC on constructed predictions with known answers."""
 import numpy as np
 
-from metrics import nme_per_face, summarize
+from metrics import heatmap_spread, nme_per_face, summarize
 
 
 def faces(n=5, seed=0):
@@ -31,3 +31,11 @@ def test_failure_rate_and_mean():
 def test_auc_of_a_constant_error_is_the_area_after_it():
     assert abs(summarize([0.05] * 10)["auc"] - 0.5) < 1e-2
     assert summarize([0.5] * 3)["auc"] == 0.0
+
+
+def test_heatmap_spread_of_a_point_a_pair_and_a_uniform_map():
+    point, pair, uniform = np.zeros((8, 8)), np.zeros((8, 8)), np.full((8, 8), 1 / 64)
+    point[2, 5] = 1.0
+    pair[3, 1] = pair[3, 7] = 0.5                      # 3 cells either side of the mean
+    spread = heatmap_spread(np.stack([point, pair, uniform]))
+    np.testing.assert_allclose(spread, [0.0, 3.0, np.sqrt(2 * (64 - 1) / 12)], atol=1e-9)

@@ -1,0 +1,51 @@
+"""How sharp a heatmap net's heatmaps are: peak probability and spread, per checkpoint.
+
+Runs each checkpoint on every 8th test face (crop framed on the annotation) and prints
+the median, over faces and keypoints, of the largest cell probability and of the
+spread: the root-mean-square distance of a heatmap's mass from its mean, in cells.
+
+    python benchmarks/heatmap_spread.py saved_models/keypointnet.pt [runs/other/best.pt ...]
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import data_load  # noqa: E402
+from checkpoint import CheckpointError, load_model  # noqa: E402
+from detect import to_gray  # noqa: E402
+from metrics import heatmap_spread  # noqa: E402
+from visualize import keypoint_heatmaps  # noqa: E402
+
+STRIDE = 8   # every 8th test face: 97 faces, 6,596 heatmaps
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("checkpoints", nargs="+")
+    p.add_argument("--data-dir")
+    args = p.parse_args(argv)
+    try:
+        test = data_load.FacialKeypointsDataset(*data_load.split_paths(data_load.resolve_data_dir(args.data_dir), "test"))
+        nets = [load_model(path) for path in args.checkpoints]
+    except (data_load.DataError, CheckpointError) as e:
+        sys.exit(f"error: {e}")
+    for path, (model, config) in zip(args.checkpoints, nets):
+        if not hasattr(model, "heatmaps"):
+            sys.exit(f"error: {path}: {config['model']['arch']} has no heatmaps")
+        size, peaks, spreads = config["model"]["input_size"], [], []
+        for i in range(0, len(test), STRIDE):
+            item = test[i]
+            crop = data_load.crop_square_array(to_gray(item["image"]), data_load.face_square(item["keypoints"]), size)
+            prob = keypoint_heatmaps(model, torch.from_numpy(crop[None, None].astype(np.float32) / 255))
+            peaks.append(prob.reshape(len(prob), -1).max(1))
+            spreads.append(heatmap_spread(prob))
+        print(f"{path}: median peak probability {np.median(peaks):.3f}, "
+              f"median spread {np.median(spreads):.2f} cells ({len(peaks)} faces)")
+
+
+if __name__ == "__main__":
+    main()
