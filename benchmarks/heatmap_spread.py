@@ -15,8 +15,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import data_load  # noqa: E402
-from checkpoint import CheckpointError, load_model  # noqa: E402
+from checkpoint import CheckpointError  # noqa: E402
 from detect import to_gray  # noqa: E402
+from keypointer import Keypointer  # noqa: E402
 from metrics import heatmap_spread  # noqa: E402
 from visualize import keypoint_heatmaps  # noqa: E402
 
@@ -30,17 +31,18 @@ def main(argv=None):
     args = p.parse_args(argv)
     try:
         test = data_load.FacialKeypointsDataset(*data_load.split_paths(data_load.resolve_data_dir(args.data_dir), "test"))
-        nets = [load_model(path) for path in args.checkpoints]
+        nets = [Keypointer(path, backend="torch") for path in args.checkpoints]
     except (data_load.DataError, CheckpointError) as e:
         sys.exit(f"error: {e}")
-    for path, (model, config) in zip(args.checkpoints, nets):
-        if not hasattr(model, "heatmaps"):
-            sys.exit(f"error: {path}: {config['model']['arch']} has no heatmaps")
-        size, peaks, spreads = config["model"]["input_size"], [], []
+    for path, net in zip(args.checkpoints, nets):
+        if not hasattr(net.model, "heatmaps"):
+            sys.exit(f"error: {path}: {net.config['model']['arch']} has no heatmaps")
+        peaks, spreads = [], []
         for i in range(0, len(test), STRIDE):
             item = test[i]
-            crop = data_load.crop_square_array(to_gray(item["image"]), data_load.face_square(item["keypoints"]), size)
-            prob = keypoint_heatmaps(model, torch.from_numpy(crop[None, None].astype(np.float32) / 255))
+            square = data_load.face_square(item["keypoints"], net.framing_scale)   # the checkpoint's framing
+            crop = data_load.crop_square_array(to_gray(item["image"]), square, net.input_size)
+            prob = keypoint_heatmaps(net.model, torch.from_numpy(crop[None, None].astype(np.float32) / 255))
             peaks.append(prob.reshape(len(prob), -1).max(1))
             spreads.append(heatmap_spread(prob))
         print(f"{path}: median peak probability {np.median(peaks):.3f}, "
