@@ -92,3 +92,13 @@ def test_heatmap_regulariser_trains_and_leaves_coordinate_nets_alone(data_dir, t
     with_reg = train.train(config(data_dir, tmp_path / "net", **common))       # keypointnet
     without = train.train(config(data_dir, tmp_path / "net0", **{**common, "heatmap_reg": 0.0}))
     assert [h["val_loss"] for h in with_reg] == [h["val_loss"] for h in without]
+
+
+def test_wing_loss_is_log_shaped_below_its_width_and_continuous_at_it():
+    wing = train.WingLoss(width=0.2, curvature=0.05)
+    zero = torch.zeros(1)
+    assert wing(torch.tensor([0.1]), zero).item() == pytest.approx(0.2 * math.log(1 + 0.1 / 0.05))
+    below, above = wing(torch.tensor([0.2 - 1e-6]), zero).item(), wing(torch.tensor([0.2 + 1e-6]), zero).item()
+    assert above == pytest.approx(below, abs=1e-5)
+    assert wing(torch.tensor([1.2]), zero).item() - wing(torch.tensor([0.7]), zero).item() == pytest.approx(0.5)
+    assert wing(torch.tensor([-0.1]), zero).item() == wing(torch.tensor([0.1]), zero).item()
