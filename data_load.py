@@ -393,11 +393,12 @@ class ToTensor:
         return "ToTensor()"
 
 
-def train_transform(size, rotation, translate, scale, brightness, contrast, flip, framings=None):
-    """The augmentation pipeline; train.make_transform fills it from TrainConfig."""
+def train_transform(size, rotation, translate, scale, brightness, contrast, flip, framings=None, extra=()):
+    """The augmentation pipeline; train.make_transform fills it from TrainConfig
+    (``extra``: image-only transforms applied after the colour jitter)."""
     return Compose([FaceCrop(size, framings=framings), RandomHorizontalFlip(flip),
                     RandomAffine(rotation, (translate, translate), scale),
-                    ColorJitter(brightness, contrast), Normalize(), ToTensor()])
+                    ColorJitter(brightness, contrast), *extra, Normalize(), ToTensor()])
 
 
 def eval_transform(size):

@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 import data_load
+import degrade
 import models
 from checkpoint import load_checkpoint, save_checkpoint
 from metrics import nme_per_face
@@ -62,6 +63,8 @@ class TrainConfig:
     brightness: float = 0.4       # colour jitter factors
     contrast: float = 0.4
     flip: float = 0.5             # probability of a mirrored face (identities swapped)
+    degrade: float = 0.0          # probability of one random blur, noise, JPEG or low-resolution
+                                  # degradation (degrade.TRAIN_RANGES); 0: off
     subset: int = 0               # >0: use only the first N training rows (smoke runs)
     num_workers: int = 2
     seed: int = 0
@@ -78,7 +81,7 @@ def make_transform(cfg, framings=None):
     """The training augmentation pipeline of a config (``framings``: see data_load.FaceCrop)."""
     return data_load.train_transform(cfg.input_size, cfg.rotation, cfg.translate,
                                      (cfg.scale_min, cfg.scale_max), cfg.brightness, cfg.contrast, cfg.flip,
-                                     framings)
+                                     framings, [degrade.RandomDegrade(cfg.degrade)] if cfg.degrade else [])
 
 
 _FRAMINGS = {}
