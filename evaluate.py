@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 import data_load
+import degrade
 from checkpoint import CheckpointError
 from detect import (DEFAULT_MARGIN, DEFAULT_REFINE, FaceDetector, keypoints_for_boxes, keypoints_for_squares,
                     match_box, to_gray)
@@ -25,14 +26,19 @@ from metrics import FAILURE_THRESHOLD, ced_curve, nme_per_face, summarize
 TIMING_RUNS = 200   # batch-of-one forward passes timed after warm-up
 
 
-def run_on_test_set(data_dir, find_boxes, landmarks, subset=0):
+def run_on_test_set(data_dir, find_boxes, landmarks, subset=0, degradation=None):
     """Per-face results on the test split for any detector + landmarker pair.
 
     ``find_boxes(image, target) -> (N, 4)`` boxes x, y, w, h (a real detector ignores
     ``target``); ``landmarks(image, box) -> (68, 2)`` in image pixels. Returns dicts with name, nme (None when the face is missed),
-    keypoints and the seconds ``landmarks`` took.
+    keypoints and the seconds ``landmarks`` took. ``degradation``: (name, level) of
+    degrade.py, applied to every raw image first.
     """
-    dataset = data_load.FacialKeypointsDataset(*data_load.split_paths(data_dir, "test"))
+    def degraded(image, keypoints):
+        return degrade.apply(image, *degradation), keypoints
+
+    dataset = data_load.FacialKeypointsDataset(*data_load.split_paths(data_dir, "test"),
+                                               degraded if degradation else None)
     return [run_on_face(dataset[i], find_boxes, landmarks) for i in range(subset or len(dataset))]
 
 
@@ -132,20 +138,27 @@ def main(argv=None):
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
     p.add_argument("--flip", action="store_true", help="average with the mirrored crop's prediction")
     p.add_argument("--subset", type=int, default=0, help="only the first N test images")
+    p.add_argument("--degrade", metavar="NAME=LEVEL",
+                   help=f"degrade every raw image first: one of {sorted(degrade.DEGRADATIONS)} (see degrade.py)")
     p.add_argument("--json", help="write the summary here")
     p.add_argument("--ced", help="write the CED plot (PNG) here")
     args = p.parse_args(argv)
+    try:
+        degradation = degrade.parse(args.degrade) if args.degrade else None
+    except ValueError as e:
+        sys.exit(f"error: {e}")
     try:
         data_dir = data_load.resolve_data_dir(args.data_dir)
         keypointer = Keypointer(args.checkpoint, args.backend, flip=args.flip)
         detector = FaceDetector() if args.framing == "haar" else None
         find_boxes, landmarks = cnn_pipeline(keypointer, args.framing, detector, args.margin, args.refine)
         t0 = time.perf_counter()
-        results = run_on_test_set(data_dir, find_boxes, landmarks, args.subset)
+        results = run_on_test_set(data_dir, find_boxes, landmarks, args.subset, degradation)
     except (data_load.DataError, CheckpointError) as e:
         sys.exit(f"error: {e}")
     summary = score(results)
     summary.update(checkpoint=args.checkpoint, framing=args.framing, refine=args.refine, flip=args.flip,
+                   degrade=args.degrade,
                    backend=args.backend, seconds=time.perf_counter() - t0,
                    forward_ms=time_per_face(keypointer),
                    keypoint_ms_per_face=1000 * float(np.median([r["seconds"] for r in results if "seconds" in r])))

@@ -57,3 +57,37 @@ def test_random_degrade_changes_pixels_not_keypoints():
     out, out_kp = degrade.RandomDegrade(p=1.0)(dl.as_image(image), kp)
     assert out.shape == dl.as_image(image).shape and not torch.equal(out, dl.as_image(image))
     np.testing.assert_array_equal(np.asarray(out_kp), kp)
+
+
+def test_evaluation_degrades_the_raw_image_before_the_pipeline(data_dir):
+    """The same faces, scored clean and blurred: the blur reaches the net (the error moves)
+    and a level-0 gamma curve is the identity."""
+    from evaluate import cnn_pipeline, run_on_test_set
+    from keypointer import Keypointer
+    from conftest import SHIPPED_MODEL
+    find_boxes, landmarks = cnn_pipeline(Keypointer(SHIPPED_MODEL), "gt")
+    clean = run_on_test_set(data_dir, find_boxes, landmarks, subset=8)
+    identity = run_on_test_set(data_dir, find_boxes, landmarks, subset=8, degradation=("gamma", 1.0))
+    blurred = run_on_test_set(data_dir, find_boxes, landmarks, subset=8, degradation=("blur", 3.0))
+    assert [r["nme"] for r in identity] == [r["nme"] for r in clean]
+    assert all(b["nme"] != c["nme"] for b, c in zip(blurred, clean))
+
+
+def test_robustness_runs_the_detector_once_per_image_for_all_checkpoints(data_dir, monkeypatch, tmp_path):
+    import shutil
+    import benchmarks.robustness as rb
+    from conftest import SHIPPED_MODEL
+    copy = str(tmp_path / "copy.pt")
+    shutil.copy(SHIPPED_MODEL, copy)
+    calls = []
+    real = rb.FaceDetector
+
+    def counting():
+        detector = real()
+        return lambda gray: calls.append(1) or detector(gray)
+    monkeypatch.setattr(rb, "FaceDetector", counting)
+    table = rb.robustness(data_dir, [SHIPPED_MODEL, copy], ["noise=10"], subset=5)
+    assert list(table) == ["clean", "noise=10"] and len(calls) == 10     # 5 images x 2 conditions
+    assert table["clean"][SHIPPED_MODEL] == table["clean"][copy]          # same weights, same boxes
+    assert table["clean"][SHIPPED_MODEL]["faces"] == 5
+    assert table["noise=10"][SHIPPED_MODEL]["nme"] != table["clean"][SHIPPED_MODEL]["nme"]
