@@ -63,8 +63,10 @@ class TrainConfig:
     brightness: float = 0.4       # colour jitter factors
     contrast: float = 0.4
     flip: float = 0.5             # probability of a mirrored face (identities swapped)
-    degrade: float = 0.0          # probability of one random blur, noise, JPEG or low-resolution
-                                  # degradation (degrade.TRAIN_RANGES); 0: off
+    degrade: float = 0.3          # probability of one random blur, noise, JPEG or low-resolution
+                                  # degradation (degrade.TRAIN_RANGES); 0: off. 0.3: far fewer
+                                  # failures on blurred or noisy images, clean test NME 0.0009
+                                  # worse (model card)
     subset: int = 0               # >0: use only the first N training rows (smoke runs)
     num_workers: int = 2
     seed: int = 0
