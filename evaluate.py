@@ -34,12 +34,17 @@ def run_on_test_set(data_dir, find_boxes, landmarks, subset=0, degradation=None)
     keypoints and the seconds ``landmarks`` took. ``degradation``: (name, level) of
     degrade.py, applied to every raw image first.
     """
+    dataset = load_test_split(data_dir, degradation)
+    return [run_on_face(dataset[i], find_boxes, landmarks) for i in range(subset or len(dataset))]
+
+
+def load_test_split(data_dir, degradation=None):
+    """The test split, each raw image degraded first when ``degradation`` = (name, level)."""
     def degraded(image, keypoints):
         return degrade.apply(image, *degradation), keypoints
 
-    dataset = data_load.FacialKeypointsDataset(*data_load.split_paths(data_dir, "test"),
-                                               degraded if degradation else None)
-    return [run_on_face(dataset[i], find_boxes, landmarks) for i in range(subset or len(dataset))]
+    return data_load.FacialKeypointsDataset(*data_load.split_paths(data_dir, "test"),
+                                            degraded if degradation else None)
 
 
 def run_on_face(item, find_boxes, landmarks):

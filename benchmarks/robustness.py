@@ -1,8 +1,8 @@
 """How the whole pipeline holds up on worse images: the 770 test images, each degraded
 (degrade.py) before the Haar detector sees it, scored for one or more checkpoints.
 
-Every checkpoint meets the same detections (the detector runs once per image and
-condition), so differences between columns are the landmark nets' alone. A face the
+Every checkpoint meets the same detections (each image is read, degraded and searched
+once per condition), so differences between columns are the landmark nets' alone. A face the
 detector misses enters the mean at 0.10, as in evaluate.py.
 
     python benchmarks/robustness.py [--checkpoint A.pt --checkpoint B.pt] [--json out.json]
@@ -16,8 +16,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import data_load  # noqa: E402
 import degrade  # noqa: E402
 from checkpoint import CheckpointError  # noqa: E402
-from detect import FaceDetector  # noqa: E402
-from evaluate import cnn_pipeline, run_on_test_set, score  # noqa: E402
+from detect import FaceDetector, to_gray  # noqa: E402
+from evaluate import cnn_pipeline, load_test_split, run_on_face, score  # noqa: E402
 from keypointer import DEFAULT_CHECKPOINT, Keypointer  # noqa: E402
 
 # Levels in the raw image's pixels and gray levels (test faces: outer eyes 15-121 px
@@ -25,31 +25,21 @@ from keypointer import DEFAULT_CHECKPOINT, Keypointer  # noqa: E402
 CONDITIONS = ["blur=2", "noise=15", "jpeg=15", "lowres=0.5", "gamma=2.5"]
 
 
-class CachedDetector:
-    """The detector, run once per distinct image (keyed by its bytes)."""
-
-    def __init__(self, detector):
-        self.detector, self.boxes = detector, {}
-
-    def __call__(self, gray):
-        key = (gray.shape, hash(gray.tobytes()))
-        if key not in self.boxes:
-            self.boxes[key] = self.detector(gray)
-        return self.boxes[key]
-
-
 def robustness(data_dir, checkpoints, conditions, subset=0):
-    """{condition: {checkpoint: score summary}}, 'clean' first."""
-    keypointers = {c: Keypointer(c) for c in checkpoints}
+    """{condition: {checkpoint: score summary}}, 'clean' first. Each image is read,
+    degraded and searched for faces once; every checkpoint then marks the same boxes."""
+    detector = FaceDetector()
+    landmarks = {c: cnn_pipeline(Keypointer(c), "haar", detector)[1] for c in checkpoints}
     table = {}
     for condition in ["clean"] + list(conditions):
-        degradation = None if condition == "clean" else degrade.parse(condition)
-        detector = CachedDetector(FaceDetector())
-        table[condition] = {}
-        for name, keypointer in keypointers.items():
-            find_boxes, landmarks = cnn_pipeline(keypointer, "haar", detector)
-            results = run_on_test_set(data_dir, find_boxes, landmarks, subset, degradation)
-            table[condition][name] = score(results)
+        dataset = load_test_split(data_dir, None if condition == "clean" else degrade.parse(condition))
+        results = {c: [] for c in checkpoints}
+        for i in range(subset or len(dataset)):
+            item = dataset[i]
+            boxes = detector(to_gray(item["image"]))
+            for c in checkpoints:
+                results[c].append(run_on_face(item, lambda image, target, found=boxes: found, landmarks[c]))
+        table[condition] = {c: score(r) for c, r in results.items()}
         print(format_row(condition, table[condition]), flush=True)
     return table
 
