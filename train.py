@@ -6,6 +6,7 @@ NME measure generalisation to people the model has not seen. Each epoch writes
 ``loss.png`` into --out-dir; checkpoints are replaced atomically.
 """
 import argparse
+import copy
 import csv
 import dataclasses
 import json
@@ -67,6 +68,9 @@ class TrainConfig:
                                   # degradation (degrade.TRAIN_RANGES); 0: off. 0.3: far fewer
                                   # failures on blurred or noisy images, clean test NME 0.0009
                                   # worse (model card)
+    ema: float = 0.0              # decay per step of an exponential moving average of the
+                                  # weights and BatchNorm statistics, which validation scores
+                                  # and best.pt holds; 0: off. 0.998 averages ~500 steps (~6 epochs)
     subset: int = 0               # >0: use only the first N training rows (smoke runs)
     num_workers: int = 2
     seed: int = 0
@@ -204,8 +208,27 @@ def compute_loss(model, images, targets, loss_fn, cfg):
     return coordinate_loss + cfg.heatmap_reg * reg, coordinate_loss
 
 
-def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, device, cfg, max_batches=None):
-    """One pass over ``loader``; returns the mean coordinate loss (comparable to validation's)."""
+class WeightAverage:
+    """An exponential moving average of a model's weights and BatchNorm statistics: it
+    smooths out the step-to-step noise of the trained weights (Polyak averaging)."""
+
+    def __init__(self, model, decay):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model):
+        for average, current in zip(self.model.state_dict().values(), model.state_dict().values()):
+            if average.is_floating_point():
+                average.lerp_(current, 1 - self.decay)
+            else:                                   # BatchNorm's batch counter
+                average.copy_(current)
+
+
+def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, device, cfg, max_batches=None,
+                    average=None):
+    """One pass over ``loader`` (updating ``average``, a WeightAverage, after each step);
+    returns the mean coordinate loss (comparable to validation's)."""
     model.train()
     total, count = 0.0, 0
     for i, batch in enumerate(tqdm(loader, desc="train", leave=False, disable=None)):  # no bar off a terminal
@@ -217,6 +240,8 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, device, cfg, m
         loss.backward()
         optimizer.step()
         scheduler.step()
+        if average is not None:
+            average.update(model)
         total, count = total + coordinate_loss.item() * len(images), count + len(images)
     return total / max(count, 1)
 
@@ -278,11 +303,15 @@ def train(cfg):
     if cfg.heatmap_reg and not hasattr(model, "heatmaps"):
         print(f"note: {cfg.arch} regresses coordinates directly; --heatmap-reg does not apply")
     scheduler = make_scheduler(cfg, optimizer, len(train_loader))
+    average = WeightAverage(model, cfg.ema) if cfg.ema else None
+    scored = average.model if average else model     # the weights validation scores and best.pt holds
     history, start, best = [], 1, float("inf")
     last_path, best_path = os.path.join(cfg.out_dir, "last.pt"), os.path.join(cfg.out_dir, "best.pt")
     if cfg.resume:
         state = load_checkpoint(last_path, map_location=device)
-        model.load_state_dict(state["model"])
+        model.load_state_dict(state.get("trained_model", state["model"]))
+        if average:
+            average.model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         history, best = state["history"], state["best_val_loss"]
@@ -293,8 +322,9 @@ def train(cfg):
     epochs = start if cfg.dry_run else cfg.epochs
     for epoch in range(start, epochs + 1):
         t0 = time.time()
-        train_loss = train_one_epoch(model, train_loader, loss_fn, optimizer, scheduler, device, cfg, max_batches)
-        val_loss, val_nme = evaluate(model, val_loader, loss_fn, device, max_batches)
+        train_loss = train_one_epoch(model, train_loader, loss_fn, optimizer, scheduler, device, cfg,
+                                     max_batches, average)
+        val_loss, val_nme = evaluate(scored, val_loader, loss_fn, device, max_batches)
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                         "val_nme": val_nme, "lr": optimizer.param_groups[0]["lr"],
                         "seconds": time.time() - t0})
@@ -302,9 +332,11 @@ def train(cfg):
               f"val NME {val_nme:.4f}  {history[-1]['seconds']:.0f}s", flush=True)
         state = {"config": {"model": model_config(cfg), "framing_scale": data_load.FRAMING_SCALE,
                             "train": dataclasses.asdict(cfg)},
-                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "model": scored.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history,
                  "best_val_loss": min(best, val_loss), "val_nme": val_nme, "rng": torch.get_rng_state()}
+        if average:
+            state["trained_model"] = model.state_dict()   # what --resume continues from
         if val_loss < best:
             best = val_loss
             save_checkpoint(state, best_path)

@@ -102,3 +102,29 @@ def test_wing_loss_is_log_shaped_below_its_width_and_continuous_at_it():
     assert above == pytest.approx(below, abs=1e-5)
     assert wing(torch.tensor([1.2]), zero).item() - wing(torch.tensor([0.7]), zero).item() == pytest.approx(0.5)
     assert wing(torch.tensor([-0.1]), zero).item() == wing(torch.tensor([0.1]), zero).item()
+
+
+def test_weight_average_moves_each_weight_by_one_minus_decay():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.BatchNorm1d(1))
+    average = train.WeightAverage(model, decay=0.75)
+    before = {k: v.clone() for k, v in average.model.state_dict().items()}
+    with torch.no_grad():
+        model[0].weight.add_(4.0)
+    model[1].num_batches_tracked += 3
+    average.update(model)
+    after = average.model.state_dict()
+    assert torch.allclose(after["0.weight"], before["0.weight"] + 1.0)      # 0.25 of the step of 4
+    assert torch.equal(after["0.bias"], before["0.bias"])
+    assert after["1.num_batches_tracked"].item() == 3
+    assert not any(p.requires_grad for p in average.model.parameters())
+
+
+def test_ema_run_scores_and_ships_the_average_and_resumes_the_trained_weights(data_dir, tmp_path):
+    run = dict(subset=96, framing="keypoints", ema=0.9)
+    train.train(config(data_dir, tmp_path, epochs=2, **run))
+    state = load_checkpoint(str(tmp_path / "last.pt"))
+    assert state["model"].keys() == state["trained_model"].keys()
+    assert not torch.equal(state["model"]["head.4.weight"], state["trained_model"]["head.4.weight"])
+    history = train.train(config(data_dir, tmp_path, epochs=3, resume=True, **run))
+    resumed = load_checkpoint(str(tmp_path / "last.pt"))
+    assert [h["epoch"] for h in history] == [1, 2, 3] and resumed["epoch"] == 3
