@@ -190,7 +190,10 @@ def build_model(config):
     arch = config.pop("arch")
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
-    return ARCHITECTURES[arch](**config)
+    try:
+        return ARCHITECTURES[arch](**config)
+    except TypeError as e:    # a keyword the constructor does not take
+        raise ValueError(f"{arch}: {e}") from None
 
 
 def count_parameters(model):

@@ -128,3 +128,15 @@ def test_ema_run_scores_and_ships_the_average_and_resumes_the_trained_weights(da
     history = train.train(config(data_dir, tmp_path, epochs=3, resume=True, **run))
     resumed = load_checkpoint(str(tmp_path / "last.pt"))
     assert [h["epoch"] for h in history] == [1, 2, 3] and resumed["epoch"] == 3
+
+
+def test_default_recipe_builds_the_shipped_net_and_other_archs_their_own():
+    assert train.model_config(train.TrainConfig()) == {"arch": "heatmapnet", "input_size": 80, **train.SHIPPED_NET}
+    assert train.model_config(train.TrainConfig(arch="net")) == {"arch": "net", "input_size": 80}
+    assert train.model_config(train.TrainConfig(model_kwargs={})) == {"arch": "heatmapnet", "input_size": 80}
+
+
+def test_a_keyword_the_net_does_not_take_is_a_one_line_error(data_dir, tmp_path):
+    with pytest.raises(SystemExit, match="smallnet: .*neck"):
+        train.main(["--data-dir", data_dir, "--out-dir", str(tmp_path), "--dry-run", "--subset", "32",
+                    "--arch", "smallnet", "--model-kwargs", '{"neck": 48}', "--framing", "keypoints"])
