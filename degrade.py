@@ -2,7 +2,7 @@
 
 Each degradation maps a uint8 image (H x W or H x W x 3) to one of the same shape and
 type; keypoints never move. ``RandomDegrade`` draws one at random while training (on the
-96 px crop); ``evaluate.py --degrade NAME=LEVEL`` applies one at a fixed level to every
+80 px crop); ``evaluate.py --degrade NAME=LEVEL`` applies one at a fixed level to every
 raw test image before the pipeline, to measure how the model holds up on worse images.
 ``gamma`` (a dark exposure) is deliberately not among the training ones, so the
 robustness table has one family the model never trained on.
@@ -68,7 +68,7 @@ def apply(image, name, level):
     return DEGRADATIONS[name](np.ascontiguousarray(image), level)
 
 
-# Training ranges, in the crop's pixels (96 px: a face about 53 px wide) and gray levels.
+# Training ranges, in the crop's pixels (80 px: a face about 44 px wide) and gray levels.
 TRAIN_RANGES = {"blur": (0.5, 2.0), "noise": (2.0, 12.0), "jpeg": (15.0, 60.0), "lowres": (0.35, 0.7)}
 
 

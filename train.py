@@ -50,7 +50,7 @@ class TrainConfig:
     warmup_epochs: int = 2
     weight_decay: float = 0.0     # L2 in Adam; 1e-4: test NME 0.0006 worse (model card)
     loss: str = "smoothl1"        # smoothl1 | l1 | mse | wing
-    smooth_l1_beta: float = 0.01  # in the [-1, 1] frame: ~0.5 px at 96 px, i.e. L1-like
+    smooth_l1_beta: float = 0.01  # in the [-1, 1] frame: ~0.4 px at 80 px, i.e. L1-like
     wing_width: float = 0.15      # Wing loss (Feng et al., 2018): log-shaped below this error,
     wing_curvature: float = 0.03  # L1 above; the curvature sets how sharply small errors are
                                   # weighted. [-1, 1] frame: ~7 px and ~1.5 px at 96 px, the

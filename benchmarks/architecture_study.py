@@ -71,7 +71,7 @@ def main(argv=None):
     for name in args.only:
         arch, size, label = CANDIDATES[name]
         cfg = train.TrainConfig(data_dir=data_dir, out_dir=os.path.join(args.out_dir, name), arch=arch,
-                                input_size=size, epochs=args.epochs)
+                                input_size=size, model_kwargs={}, epochs=args.epochs)
         t0 = time.perf_counter()
         train.train(cfg)
         rows.append(measure(os.path.join(cfg.out_dir, "best.pt"), data_dir, label,
