@@ -58,6 +58,14 @@ def split_by_person(names, val_fraction, seed=0):
     return train, val
 
 
+def keep_people(names, indices, fraction, seed=0):
+    """The rows of ``indices`` whose person is in a seeded random ``fraction`` of their people."""
+    people = sorted({person_of(names[i]) for i in indices})
+    random.Random(seed).shuffle(people)
+    kept = set(people[:max(1, round(fraction * len(people)))])
+    return [i for i in indices if person_of(names[i]) in kept]
+
+
 class FacialKeypointsDataset(torch.utils.data.Dataset):
     """Face images with 68 keypoints; an item is {'image', 'keypoints', 'name'}.
 

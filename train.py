@@ -79,6 +79,8 @@ class TrainConfig:
                                   # weights and BatchNorm statistics, which validation scores
                                   # and best.pt holds; 0: off. 0.998 averages ~500 steps (~6 epochs)
     subset: int = 0               # >0: use only the first N training rows (smoke runs)
+    train_people: float = 1.0     # <1: train on this fraction of the training people (learning
+                                  # curves); the validation people stay the same
     num_workers: int = 2
     seed: int = 0
     device: str = "auto"          # auto | cpu | cuda
@@ -127,6 +129,10 @@ def make_loaders(cfg):
     if cfg.subset:
         names = names[:cfg.subset]
     train_idx, val_idx = data_load.split_by_person(names, cfg.val_fraction, cfg.seed)
+    if not 0 < cfg.train_people <= 1:
+        raise ValueError(f"train_people must be in (0, 1], not {cfg.train_people}")
+    if cfg.train_people < 1:
+        train_idx = data_load.keep_people(names, train_idx, cfg.train_people, cfg.seed)
     train_set = data_load.FacialKeypointsDataset(csv_file, image_dir, None, train_idx, cache=True)
     train_set.transform = make_transform(cfg, measure_framings(cfg, train_set))
     val_set = data_load.FacialKeypointsDataset(

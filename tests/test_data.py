@@ -51,6 +51,17 @@ def test_person_split_is_disjoint(train_set):
     assert dl.person_of("Abdel_Aziz_Al-Hakim_10.jpg") == "Abdel_Aziz_Al-Hakim"
 
 
+def test_keep_people_keeps_whole_people(train_set):
+    train, _ = dl.split_by_person(train_set.names, 0.1, seed=0)
+    people = lambda idx: {dl.person_of(train_set.names[i]) for i in idx}  # noqa: E731
+    half = dl.keep_people(train_set.names, train, 0.5, seed=0)
+    assert len(people(half)) == round(0.5 * len(people(train)))
+    assert half == [i for i in train if dl.person_of(train_set.names[i]) in people(half)]
+    assert half == dl.keep_people(train_set.names, train, 0.5, seed=0)
+    assert half != dl.keep_people(train_set.names, train, 0.5, seed=1)
+    assert dl.keep_people(train_set.names, train, 1.0) == train
+
+
 def test_missing_data_dir_names_the_folder(tmp_path):
     with pytest.raises(dl.DataError, match="missing training_frames_keypoints.csv"):
         dl.resolve_data_dir(str(tmp_path))
