@@ -1,9 +1,10 @@
-"""The Udacity files: images decoded by content, the keypoints CSV, the data directory.
+"""The Udacity files: images decoded by content, the keypoints CSV, the data directory, person splits.
 
 The images carry ``.jpg`` names but are PNG (RGBA) or WebP; OpenCV decodes by content.
 Every problem with a file raises :class:`DataError` with a one-line message naming it.
 """
 import os
+import random
 
 import cv2
 import numpy as np
@@ -99,3 +100,32 @@ def split_paths(data_dir, split):
         raise ValueError(f"unknown split {split!r}")
     csv, sub = (TRAIN_CSV, TRAIN_DIR) if split == "train" else (TEST_CSV, TEST_DIR)
     return os.path.join(data_dir, csv), os.path.join(data_dir, sub)
+
+
+# ----------------------------------------------------------------------------- people
+def person_of(name):
+    """The person in a frame name: 'Abdel_Aziz_Al-Hakim_10.jpg' -> 'Abdel_Aziz_Al-Hakim'."""
+    return os.path.splitext(name)[0].rsplit("_", 1)[0]
+
+
+def _draw_people(names, indices, fraction, seed):
+    """A seeded random ``fraction`` (at least one) of the people in rows ``indices``."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"a fraction of people must be in (0, 1], not {fraction}")
+    people = sorted({person_of(names[i]) for i in indices})
+    random.Random(seed).shuffle(people)
+    return set(people[:max(1, round(fraction * len(people)))])
+
+
+def split_by_person(names, val_fraction, seed=0):
+    """Index lists (train, val) such that no person appears in both."""
+    val_people = _draw_people(names, range(len(names)), val_fraction, seed)
+    val = [i for i, n in enumerate(names) if person_of(n) in val_people]
+    train = [i for i, n in enumerate(names) if person_of(n) not in val_people]
+    return train, val
+
+
+def keep_people(names, indices, fraction, seed=0):
+    """The rows of ``indices`` whose person is in a seeded random ``fraction`` of their people."""
+    kept = _draw_people(names, indices, fraction, seed)
+    return [i for i in indices if person_of(names[i]) in kept]

@@ -4,7 +4,7 @@ Every transform maps ``(image, keypoints) -> (image, keypoints)``; images travel
 ``tv_tensors.Image``, points as ``tv_tensors.KeyPoints``, so an image and its 68 points
 always move together. Resizing and cropping use torchvision (Rescale, RandomCrop) or
 OpenCV (the face crop, the affine warp: several times faster, same coordinate convention).
-Reading the files lives in data_files.py (re-exported here).
+Reading the files and the person splits live in data_files.py (re-exported here).
 
 Keypoint frames
 ---------------
@@ -22,8 +22,9 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 import torchvision.transforms.v2.functional as F
 
-from data_files import (DATA_DIR_ENV, NUM_KEYPOINTS, DataError, decode_image, load_image,  # noqa: F401
-                        read_keypoints_csv, resolve_data_dir, split_paths)
+from data_files import (DATA_DIR_ENV, NUM_KEYPOINTS, DataError, decode_image, keep_people,  # noqa: F401
+                        load_image, person_of, read_keypoints_csv, resolve_data_dir, split_by_person,
+                        split_paths)
 
 # Horizontal flip: point i of the flipped face is point FLIP_PERMUTATION[i] of the
 # original (68-point Multi-PIE markup: jaw, brows, nose, eyes, outer and inner lips).
@@ -41,29 +42,6 @@ for _a, _b in _MIRROR_PAIRS:
 # FRAMING_SCALE * max(keypoint box width, height), centred on the keypoint box.
 # 1.8 matches a Haar box padded by 30% on each side (measured: see detect.py).
 FRAMING_SCALE = 1.8
-
-
-def person_of(name):
-    """The person in a frame name: 'Abdel_Aziz_Al-Hakim_10.jpg' -> 'Abdel_Aziz_Al-Hakim'."""
-    return os.path.splitext(name)[0].rsplit("_", 1)[0]
-
-
-def split_by_person(names, val_fraction, seed=0):
-    """Index lists (train, val) such that no person appears in both."""
-    people = sorted({person_of(n) for n in names})
-    random.Random(seed).shuffle(people)
-    val_people = set(people[:max(1, round(val_fraction * len(people)))])
-    val = [i for i, n in enumerate(names) if person_of(n) in val_people]
-    train = [i for i, n in enumerate(names) if person_of(n) not in val_people]
-    return train, val
-
-
-def keep_people(names, indices, fraction, seed=0):
-    """The rows of ``indices`` whose person is in a seeded random ``fraction`` of their people."""
-    people = sorted({person_of(names[i]) for i in indices})
-    random.Random(seed).shuffle(people)
-    kept = set(people[:max(1, round(fraction * len(people)))])
-    return [i for i in indices if person_of(names[i]) in kept]
 
 
 class FacialKeypointsDataset(torch.utils.data.Dataset):

@@ -129,9 +129,7 @@ def make_loaders(cfg):
     if cfg.subset:
         names = names[:cfg.subset]
     train_idx, val_idx = data_load.split_by_person(names, cfg.val_fraction, cfg.seed)
-    if not 0 < cfg.train_people <= 1:
-        raise ValueError(f"train_people must be in (0, 1], not {cfg.train_people}")
-    if cfg.train_people < 1:
+    if cfg.train_people != 1:
         train_idx = data_load.keep_people(names, train_idx, cfg.train_people, cfg.seed)
     train_set = data_load.FacialKeypointsDataset(csv_file, image_dir, None, train_idx, cache=True)
     train_set.transform = make_transform(cfg, measure_framings(cfg, train_set))

@@ -60,6 +60,8 @@ def test_keep_people_keeps_whole_people(train_set):
     assert half == dl.keep_people(train_set.names, train, 0.5, seed=0)
     assert half != dl.keep_people(train_set.names, train, 0.5, seed=1)
     assert dl.keep_people(train_set.names, train, 1.0) == train
+    with pytest.raises(ValueError, match="fraction of people"):
+        dl.keep_people(train_set.names, train, 0)
 
 
 def test_missing_data_dir_names_the_folder(tmp_path):
