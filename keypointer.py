@@ -15,8 +15,12 @@ import torch
 from checkpoint import CheckpointError, load_model
 from data_load import FRAMING_SCALE, denormalize_keypoints, mirror_points
 
-DEFAULT_CHECKPOINT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                  "saved_models", "keypointnet.pt")
+MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "saved_models")
+# The in-the-wild model (300-W markup, trained on 300-W photographs and Udacity's frames):
+# the default for photographs. The Udacity-markup model is the course's, used by the notebooks
+# and by everything scored on Udacity's test split.
+DEFAULT_CHECKPOINT = os.path.join(MODEL_DIR, "keypointnet_wild.pt")
+UDACITY_CHECKPOINT = os.path.join(MODEL_DIR, "keypointnet.pt")
 ONNX_TOLERANCE = 1e-4   # max |onnx - torch| in the [-1, 1] frame (~0.006 px at 112 px)
 
 
@@ -35,10 +39,17 @@ def export_onnx(model, input_size):
 class Keypointer:
     """Predict 68 keypoints in crop pixels from grayscale crops (N, 1, S, S) in [0, 1]."""
 
-    def __init__(self, checkpoint=DEFAULT_CHECKPOINT, backend="onnx", threads=None, flip=False):
+    def __init__(self, checkpoint=DEFAULT_CHECKPOINT, backend="onnx", threads=None, flip=False, markup=None):
+        """``markup``: the head of a multi-markup checkpoint ('300w', 'udacity'); default: its first."""
         if backend not in ("torch", "onnx"):
             raise ValueError(f"unknown backend {backend!r}; choose torch or onnx")
         self.model, self.config = load_model(checkpoint)
+        self.markups = self.config.get("markups", ["udacity"])   # checkpoints before 300-W: Udacity only
+        if markup is not None:
+            if markup not in self.markups:
+                raise CheckpointError(f"{checkpoint}: no {markup!r} head (it has {self.markups})")
+            self.model.markup = self.markups.index(markup)
+        self.markup = self.markups[getattr(self.model, "markup", 0)]
         self.input_size = self.config["model"]["input_size"]
         self.framing_scale = self.config.get("framing_scale", FRAMING_SCALE)
         self.backend, self.session, self.flip = backend, None, flip

@@ -134,8 +134,14 @@ class HeatmapNet(nn.Module):
     per keypoint, and a soft-argmax that turns each heatmap into (x, y) — integral
     regression: the coordinates are read where the features are, not from an FC layer."""
 
-    def __init__(self, input_size=112, width=(32, 64, 128, 256), depth=(1, 2, 4, 2), neck=64):
+    def __init__(self, input_size=112, width=(32, 64, 128, 256), depth=(1, 2, 4, 2), neck=64,
+                 heads=1, markup=0):
         super().__init__()
+        # heads > 1: one heatmap layer per markup (Udacity's and 300-W's place the same 68
+        # points differently) on shared features; forward() gives head ``markup``.
+        if not 0 <= markup < heads:
+            raise ValueError(f"markup {markup} is not one of the {heads} heads")
+        self.heads, self.markup = heads, markup
         self.stem = nn.Sequential(nn.Conv2d(1, width[0], 3, 2, 1, bias=False),
                                   nn.BatchNorm2d(width[0]), nn.ReLU(inplace=True))
         stages, c_in = [], width[0]
@@ -147,15 +153,16 @@ class HeatmapNet(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.lateral = nn.ModuleList(nn.Conv2d(c, neck, 1) for c in width[1:])
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
-        self.head = nn.Sequential(_separable(neck, neck, 1), nn.Conv2d(neck, NUM_OUTPUTS // 2, 1))
+        self.head = nn.Sequential(_separable(neck, neck, 1), nn.Conv2d(neck, heads * NUM_OUTPUTS // 2, 1))
         self.grid = input_size // 4
         centers = (torch.arange(self.grid, dtype=torch.float32) + 0.5) / self.grid * 2 - 1
         ys, xs = torch.meshgrid(centers, centers, indexing="ij")
         # (grid * grid, 2): the (x, y) of every heatmap cell, in the [-1, 1] crop frame
         self.register_buffer("cell_xy", torch.stack([xs.flatten(), ys.flatten()], 1), persistent=False)
 
-    def heatmaps(self, x):
-        """(N, 68, H/4, W/4) logits: one heatmap per keypoint."""
+    def heatmaps(self, x, markups=None):
+        """(N, 68, H/4, W/4) logits: one heatmap per keypoint, from head ``self.markup``,
+        or from head ``markups[i]`` for sample i when a (N,) index tensor is given."""
         x = self.stem(x)
         pyramid = []
         for stage in self.stages:
@@ -164,7 +171,14 @@ class HeatmapNet(nn.Module):
         top = self.lateral[-1](pyramid[-1])
         for lateral, features in zip(reversed(self.lateral[:-1]), reversed(pyramid[1:-1])):
             top = lateral(features) + self.up(top)
-        return self.head(top)
+        top, out, k = self.head[0](top), self.head[1], NUM_OUTPUTS // 2
+        if self.heads == 1:
+            return out(top)
+        if markups is None:     # a constant slice of the weights: one head's cost at inference
+            m = self.markup
+            return nn.functional.conv2d(top, out.weight[m * k:(m + 1) * k], out.bias[m * k:(m + 1) * k])
+        maps = out(top).unflatten(1, (self.heads, k))
+        return maps[torch.arange(len(maps), device=maps.device), markups]
 
     def probabilities(self, heatmaps):
         """(N, 68, grid * grid): each heatmap softmaxed over its cells."""
@@ -176,8 +190,8 @@ class HeatmapNet(nn.Module):
         """(N, 136): the expected (x, y) of every keypoint under its probabilities."""
         return (prob @ self.cell_xy).reshape(-1, NUM_OUTPUTS)
 
-    def forward(self, x):
-        return self.decode(self.probabilities(self.heatmaps(x)))
+    def forward(self, x, markups=None):
+        return self.decode(self.probabilities(self.heatmaps(x, markups)))
 
 
 ARCHITECTURES = {"net": Net, "naimishnet": NaimishNet, "oneconv": OneConvNet,

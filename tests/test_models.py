@@ -100,8 +100,39 @@ def test_heatmap_soft_argmax_reads_the_peak_cell_centre():
     rows, cols = np.arange(68) % grid, (np.arange(68) * 7) % grid
     heatmaps = torch.zeros(1, 68, grid, grid)
     heatmaps[0, np.arange(68), rows, cols] = 50.0   # softmax puts ~all mass on this cell
-    model.head.register_forward_hook(lambda module, inputs, output: heatmaps)   # replaces the output
+    model.head[1].register_forward_hook(lambda module, inputs, output: heatmaps)   # replaces the output
     out = model(torch.rand(1, 1, 64, 64)).reshape(68, 2).detach().numpy()
     centre = lambda i: (i + 0.5) / grid * 2 - 1   # noqa: E731
     np.testing.assert_allclose(out, np.stack([centre(cols), centre(rows)], 1), atol=1e-4)
 
+
+
+def test_two_head_model_gives_each_sample_its_markup_head():
+    model = models.HeatmapNet(input_size=64, width=(8, 16, 24, 32), neck=16, heads=2).eval()
+    x, markups = torch.rand(4, 1, 64, 64), torch.tensor([0, 1, 1, 0])
+    mixed = model(x, markups)
+    first = model(x)                     # the default head: markup 0
+    model.markup = 1
+    second = model(x)
+    assert mixed.shape == first.shape == (4, 136) and not torch.allclose(first, second)
+    torch.testing.assert_close(mixed[[0, 3]], first[[0, 3]])
+    torch.testing.assert_close(mixed[[1, 2]], second[[1, 2]])
+    with pytest.raises(ValueError, match="markup 2 is not one of the 2 heads"):
+        models.HeatmapNet(input_size=64, heads=2, markup=2)
+
+
+def test_keypointer_picks_a_head_by_markup_name_in_both_backends(tmp_path):
+    config = {"arch": "heatmapnet", "input_size": 64, "width": [8, 16, 24, 32], "neck": 16, "heads": 2}
+    model = models.build_model(config).eval()
+    path = str(tmp_path / "two.pt")
+    save_checkpoint({"config": {"model": config, "markups": ["300w", "udacity"]}, "model": model.state_dict()}, path)
+    crops = np.random.default_rng(3).random((3, 1, 64, 64)).astype(np.float32)
+    model.markup = 1
+    expected = model(torch.from_numpy(crops)).detach().numpy().reshape(3, 68, 2)
+    for backend in ("torch", "onnx"):
+        keypointer = Keypointer(path, backend, markup="udacity")
+        assert keypointer.markup == "udacity"
+        np.testing.assert_allclose(keypointer.raw(crops), expected, atol=ONNX_TOLERANCE)
+    assert Keypointer(path, "torch").markup == "300w"
+    with pytest.raises(CheckpointError, match="no 'ibug' head"):
+        Keypointer(path, "torch", markup="ibug")
