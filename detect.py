@@ -115,21 +115,24 @@ def match_box(boxes, keypoints):
     return best if dist[best] <= (hi - lo).max() / 2 else None
 
 
+def framing_of(boxes, keypoints, margin=DEFAULT_MARGIN):
+    """(u, v, r): how the ROI square :func:`roi_square` cuts for the detection matching
+    the annotated face frames it, relative to the keypoint box (centre offset in box
+    sides, side over box side); None when no detection matches."""
+    j = match_box(boxes, keypoints)
+    if j is None:
+        return None
+    x, y, side = roi_square(boxes[j], margin)
+    (cx, cy), box_side = keypoint_box(keypoints)
+    return (x + side / 2 - cx) / box_side, (y + side / 2 - cy) / box_side, side / box_side
+
+
 def measure_framings(dataset, detector, margin=DEFAULT_MARGIN):
-    """Rows (u, v, r), one per face of ``dataset`` the detector finds: the ROI square
-    :func:`roi_square` cuts for it, relative to the keypoint box (centre offset in box
-    sides, side over box side). data_load.FaceCrop replays them in training."""
-    rows = []
-    for i in range(len(dataset)):
-        keypoints = dataset.keypoints[i]
-        boxes = detector(to_gray(dataset.image(i)))
-        j = match_box(boxes, keypoints)
-        if j is None:
-            continue
-        x, y, side = roi_square(boxes[j], margin)
-        (cx, cy), box_side = keypoint_box(keypoints)
-        rows.append(((x + side / 2 - cx) / box_side, (y + side / 2 - cy) / box_side, side / box_side))
-    return np.array(rows, np.float64).reshape(-1, 3)
+    """Rows (u, v, r) of :func:`framing_of`, one per face of ``dataset`` the detector
+    finds. data_load.FaceCrop replays them in training."""
+    rows = [framing_of(detector(to_gray(dataset.image(i))), dataset.keypoints[i], margin)
+            for i in range(len(dataset))]
+    return np.array([r for r in rows if r is not None], np.float64).reshape(-1, 3)
 
 
 def to_gray(image):

@@ -10,7 +10,6 @@ import copy
 import csv
 import dataclasses
 import json
-import math
 import os
 import random
 import sys
@@ -22,10 +21,11 @@ import torch
 from tqdm import tqdm
 
 import data_load
-import degrade
 import models
 from checkpoint import load_checkpoint, save_checkpoint
+from losses import WingLoss, compute_loss, gaussian_targets, js_divergence, make_loss  # noqa: F401
 from metrics import nme_per_face
+from train_data import make_loaders, make_transform, measure_framings, parse_datasets  # noqa: F401
 
 
 # The shipped HeatmapNet: 1.5x the half width at 80 px. The wider 96 px net (models.HeatmapNet's
@@ -37,7 +37,12 @@ SHIPPED_NET = {"width": [24, 48, 96, 192], "neck": 48}
 @dataclass
 class TrainConfig:
     """Every knob of a run, with its default (the shipped model's recipe)."""
-    data_dir: str = ""            # dataset root; empty: $FKP_DATA_DIR, else ./data
+    datasets: str = "udacity"     # udacity | 300w | 300w+udacity | udacity+300w: what to train on;
+                                  # with two, one output head per markup (the first is the
+                                  # checkpoint's default head and the one validation scores)
+    data_dir: str = ""            # Udacity dataset root; empty: $FKP_DATA_DIR, else ./data
+    wild_dirs: str = ""           # 300w: comma-separated 300-W-layout folders or dlib .xml files
+    cache_dir: str = ""           # where 300-W face crops are cached; empty: $FKP_CACHE_DIR, else ./cache
     out_dir: str = "runs/heatmapnet"
     arch: str = "heatmapnet"      # one of models.ARCHITECTURES
     input_size: int = 80          # side of the square grayscale crop, pixels
@@ -92,85 +97,12 @@ def model_config(cfg):
     kwargs = cfg.model_kwargs
     if kwargs is None:
         kwargs = SHIPPED_NET if cfg.arch == "heatmapnet" else {}
+    heads = len(parse_datasets(cfg.datasets))
+    if heads > 1:
+        if cfg.arch != "heatmapnet":
+            raise ValueError(f"training on {cfg.datasets} needs one head per markup: --arch heatmapnet")
+        kwargs = {**kwargs, "heads": heads}
     return {"arch": cfg.arch, "input_size": cfg.input_size, **kwargs}
-
-
-def make_transform(cfg, framings=None):
-    """The training augmentation pipeline of a config (``framings``: see data_load.FaceCrop)."""
-    return data_load.train_transform(cfg.input_size, cfg.rotation, cfg.translate,
-                                     (cfg.scale_min, cfg.scale_max), cfg.brightness, cfg.contrast, cfg.flip,
-                                     framings, [degrade.RandomDegrade(cfg.degrade)] if cfg.degrade else [])
-
-
-_FRAMINGS = {}
-
-
-def measure_framings(cfg, dataset):
-    """The detector's framings of the training faces, or None for keypoint framing."""
-    if cfg.framing == "keypoints":
-        return None
-    if cfg.framing != "detector":
-        raise ValueError(f"unknown framing {cfg.framing!r}; choose detector or keypoints")
-    key = (os.path.abspath(dataset.root_dir), tuple(dataset.names))
-    if key not in _FRAMINGS:     # runs in one process (the study, notebook 2) share them
-        import detect   # OpenCV's Haar cascade; only needed here
-        t0 = time.time()
-        _FRAMINGS[key] = detect.measure_framings(dataset, detect.FaceDetector())
-        print(f"framings: Haar found {len(_FRAMINGS[key])} of {len(dataset)} training faces "
-              f"({time.time() - t0:.0f}s)", flush=True)
-    return _FRAMINGS[key]
-
-
-def make_loaders(cfg):
-    """Person-disjoint train/validation loaders over the training CSV."""
-    data_dir = data_load.resolve_data_dir(cfg.data_dir or None)
-    csv_file, image_dir = data_load.split_paths(data_dir, "train")
-    names, _ = data_load.read_keypoints_csv(csv_file)
-    if cfg.subset:
-        names = names[:cfg.subset]
-    train_idx, val_idx = data_load.split_by_person(names, cfg.val_fraction, cfg.seed)
-    if cfg.train_people != 1:
-        train_idx = data_load.keep_people(names, train_idx, cfg.train_people, cfg.seed)
-    train_set = data_load.FacialKeypointsDataset(csv_file, image_dir, None, train_idx, cache=True)
-    train_set.transform = make_transform(cfg, measure_framings(cfg, train_set))
-    val_set = data_load.FacialKeypointsDataset(
-        csv_file, image_dir, data_load.eval_transform(cfg.input_size), val_idx, cache=True)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    common = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers,
-                  persistent_workers=cfg.num_workers > 0, worker_init_fn=_seed_worker)
-    return (torch.utils.data.DataLoader(train_set, shuffle=True, drop_last=len(train_set) > cfg.batch_size,
-                                        generator=gen, **common),
-            torch.utils.data.DataLoader(val_set, shuffle=False, **common))
-
-
-def _seed_worker(worker_id):
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-
-
-class WingLoss(torch.nn.Module):
-    """w * ln(1 + |x| / eps) for |x| < w, |x| - C beyond (C makes the two pieces meet):
-    small and medium errors get a larger gradient than L1 gives them. Mean over elements."""
-
-    def __init__(self, width, curvature):
-        super().__init__()
-        self.width, self.curvature = width, curvature
-        self.offset = width - width * math.log1p(width / curvature)
-
-    def forward(self, pred, target):
-        error = (pred - target).abs()
-        return torch.where(error < self.width, self.width * torch.log1p(error / self.curvature),
-                           error - self.offset).mean()
-
-
-def make_loss(cfg):
-    losses = {"smoothl1": torch.nn.SmoothL1Loss(beta=cfg.smooth_l1_beta),
-              "l1": torch.nn.L1Loss(), "mse": torch.nn.MSELoss(),
-              "wing": WingLoss(cfg.wing_width, cfg.wing_curvature)}
-    if cfg.loss not in losses:
-        raise ValueError(f"unknown loss {cfg.loss!r}; choose from {sorted(losses)}")
-    return losses[cfg.loss]
 
 
 def make_optimizer(cfg, params):
@@ -192,34 +124,6 @@ def make_scheduler(cfg, optimizer, steps_per_epoch):
             return (step + 1) / warmup
         return float(0.5 * (1 + np.cos(np.pi * min(1.0, (step - warmup) / (total - warmup)))))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def gaussian_targets(cell_xy, keypoints, sigma):
-    """(N, 68, cells) Gaussians at the keypoints over the heatmap cells, each summing to 1."""
-    d2 = ((keypoints[:, :, None, :] - cell_xy[None, None]) ** 2).sum(-1)
-    q = torch.exp(-0.5 * d2 / sigma ** 2)
-    return q / q.sum(-1, keepdim=True).clamp_min(1e-12)
-
-
-def js_divergence(p, q, eps=1e-12):
-    """Jensen-Shannon divergence between distributions along the last axis, (N, 68)."""
-    m = 0.5 * (p + q)
-    return 0.5 * ((p * ((p + eps) / (m + eps)).log()).sum(-1) + (q * ((q + eps) / (m + eps)).log()).sum(-1))
-
-
-def compute_loss(model, images, targets, loss_fn, cfg):
-    """(loss to minimise, coordinate loss): the two differ by the heatmap regulariser
-    when ``cfg.heatmap_reg`` > 0; the coordinate loss is the one validation reports."""
-    if not cfg.heatmap_reg or not hasattr(model, "heatmaps"):
-        loss = loss_fn(model(images), targets.flatten(1))
-        return loss, loss
-    prob = model.probabilities(model.heatmaps(images))
-    sigma = cfg.heatmap_sigma * 2.0 / model.grid     # cells -> [-1, 1] frame units
-    inside = (targets.abs() <= 1).all(-1)              # keypoints outside the crop get no heatmap
-    js = js_divergence(prob, gaussian_targets(model.cell_xy, targets, sigma))
-    reg = (js * inside).sum() / inside.sum().clamp_min(1)
-    coordinate_loss = loss_fn(model.decode(prob), targets.flatten(1))
-    return coordinate_loss + cfg.heatmap_reg * reg, coordinate_loss
 
 
 class WeightAverage:
@@ -249,7 +153,8 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, device, cfg, m
         if max_batches is not None and i >= max_batches:
             break
         images, targets = batch["image"].to(device), batch["keypoints"].to(device)
-        loss, coordinate_loss = compute_loss(model, images, targets, loss_fn, cfg)
+        markups = batch["markup"].to(device) if "markup" in batch else None
+        loss, coordinate_loss = compute_loss(model, images, targets, loss_fn, cfg, markups)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -345,7 +250,7 @@ def train(cfg):
         print(f"epoch {epoch:3d}/{cfg.epochs}  train {train_loss:.5f}  val {val_loss:.5f}  "
               f"val NME {val_nme:.4f}  {history[-1]['seconds']:.0f}s", flush=True)
         state = {"config": {"model": model_config(cfg), "framing_scale": data_load.FRAMING_SCALE,
-                            "train": dataclasses.asdict(cfg)},
+                            "markups": parse_datasets(cfg.datasets), "train": dataclasses.asdict(cfg)},
                  "model": scored.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history,
                  "best_val_loss": min(best, val_loss), "val_nme": val_nme, "rng": torch.get_rng_state()}

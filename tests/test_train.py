@@ -3,6 +3,8 @@ import csv
 import math
 import os
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -140,3 +142,43 @@ def test_a_keyword_the_net_does_not_take_is_a_one_line_error(data_dir, tmp_path)
     with pytest.raises(SystemExit, match="smallnet: .*neck"):
         train.main(["--data-dir", data_dir, "--out-dir", str(tmp_path), "--dry-run", "--subset", "32",
                     "--arch", "smallnet", "--model-kwargs", '{"neck": 48}', "--framing", "keypoints"])
+
+
+@pytest.fixture(scope="module")
+def wild_dir(data_dir, tmp_path_factory):
+    """A 300-W-layout folder (PNG + 1-based .pts) made of 48 Udacity training faces."""
+    import data_load
+    from data_300w import write_pts
+    root = tmp_path_factory.mktemp("wild")
+    faces = data_load.FacialKeypointsDataset(*data_load.split_paths(data_dir, "train"), indices=range(48))
+    for i in range(len(faces)):
+        item = faces[i]
+        stem = os.path.splitext(item["name"])[0]
+        cv2.imwrite(str(root / f"{stem}.png"), cv2.cvtColor(item["image"], cv2.COLOR_RGB2BGR))
+        write_pts(str(root / f"{stem}.pts"), item["keypoints"])
+    return str(root)
+
+
+def test_joint_run_learns_one_head_per_markup(data_dir, wild_dir, tmp_path):
+    cfg = config(data_dir, tmp_path, arch="heatmapnet", datasets="300w+udacity", wild_dirs=wild_dir,
+                 cache_dir=str(tmp_path / "cache"), subset=48, epochs=2, model_kwargs={"neck": 16})
+    history = train.train(cfg)
+    assert len(history) == 2 and np.isfinite(history[-1]["val_nme"])
+    assert len(os.listdir(tmp_path / "cache")) == 1           # the 300-W faces were cut once
+    state = load_checkpoint(str(tmp_path / "best.pt"))
+    assert state["config"]["markups"] == ["300w", "udacity"] and state["config"]["model"]["heads"] == 2
+    from keypointer import Keypointer
+    crop = np.random.default_rng(0).random((1, 1, 64, 64)).astype(np.float32)
+    wild, udacity = Keypointer(str(tmp_path / "best.pt"), "torch"), Keypointer(str(tmp_path / "best.pt"), "torch",
+                                                                             markup="udacity")
+    assert wild.markup == "300w" and not np.allclose(wild(crop), udacity(crop))
+
+
+def test_wild_data_options_are_one_line_errors(data_dir, wild_dir, tmp_path):
+    with pytest.raises(SystemExit, match="--wild-dirs is empty"):
+        train.main(["--out-dir", str(tmp_path), "--dry-run", "--datasets", "300w"])
+    with pytest.raises(SystemExit, match="--datasets 'ibug'"):
+        train.main(["--out-dir", str(tmp_path), "--dry-run", "--datasets", "ibug"])
+    with pytest.raises(SystemExit, match="one head per markup: --arch heatmapnet"):
+        train.main(["--data-dir", data_dir, "--out-dir", str(tmp_path), "--dry-run", "--datasets", "300w+udacity",
+                    "--wild-dirs", wild_dir, "--arch", "smallnet"])
