@@ -33,8 +33,17 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 CACHE_SCALE = 2.6     # cached square side / keypoint box side: room for the widest framing and warp
 CACHE_SIZE = 160      # cached square side in pixels: ~2x what an 80 px crop at framing 1.8 needs
 CACHE_VERSION = 1
-DEFAULT_CACHE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cache")
+_ROOT = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_CACHE_DIR = os.path.join(_ROOT, "cache")
 CACHE_DIR_ENV = "FKP_CACHE_DIR"
+WILD_DIR_ENV = "FKP_300W_DIR"    # a copy of 300-W (afw/, helen/, lfpw/, ...): users bring their own
+SHARED_300W = os.path.join(_ROOT, "..", "shared", "data", "300w")
+
+
+def find_300w_dir():
+    """The 300-W folder: $FKP_300W_DIR, else ../shared/data/300w; None where neither exists."""
+    path = os.environ.get(WILD_DIR_ENV) or SHARED_300W
+    return path if os.path.isdir(path) else None
 
 
 class Face:

@@ -1,7 +1,10 @@
-"""Score a checkpoint on the 770 test faces: NME, failure rate, AUC, CED plot, timing.
+"""Score a checkpoint: NME, failure rate, AUC, CED plot, timing — on Udacity's 770 test faces,
+on any 300-W-layout folder (or dlib XML), or on the full 300-W's standard subsets.
 
-    python evaluate.py                                  # shipped model, ground-truth framing
+    python evaluate.py                                  # Udacity model, Udacity test split, ground-truth framing
     python evaluate.py --framing haar --json out.json   # the whole pipeline on raw images
+    python evaluate.py --faces ../shared/data/300w/lfpw/testset --framing haar   # in-the-wild model
+    python evaluate.py --300w-root PATH/300W --framing haar   # common / challenging / full subsets
 
 NME = mean point-to-point error / ground-truth outer-eye-corner distance (points 36, 45),
 in original-image pixels. With --framing haar a face the detector misses counts as a
@@ -20,10 +23,14 @@ import degrade
 from checkpoint import CheckpointError
 from detect import (DEFAULT_MARGIN, DEFAULT_REFINE, FaceDetector, keypoints_for_boxes, keypoints_for_squares,
                     match_box, to_gray)
-from keypointer import DEFAULT_CHECKPOINT, Keypointer
+import data_300w
+from keypointer import DEFAULT_CHECKPOINT, UDACITY_CHECKPOINT, Keypointer
 from metrics import FAILURE_THRESHOLD, ced_curve, nme_per_face, summarize
 
 TIMING_RUNS = 200   # batch-of-one forward passes timed after warm-up
+# 300-W's standard test subsets, as folders of the challenge's own layout
+SUBSETS_300W = {"common": ("lfpw/testset", "helen/testset"), "challenging": ("ibug",),
+                "full": ("lfpw/testset", "helen/testset", "ibug")}
 
 
 def run_on_test_set(data_dir, find_boxes, landmarks, subset=0, degradation=None):
@@ -34,17 +41,28 @@ def run_on_test_set(data_dir, find_boxes, landmarks, subset=0, degradation=None)
     keypoints and the seconds ``landmarks`` took. ``degradation``: (name, level) of
     degrade.py, applied to every raw image first.
     """
-    dataset = load_test_split(data_dir, degradation)
-    return [run_on_face(dataset[i], find_boxes, landmarks) for i in range(subset or len(dataset))]
+    return run_on_dataset(load_test_split(data_dir, degradation), find_boxes, landmarks, subset)
+
+
+def _degrader(degradation):
+    def degraded(image, keypoints):
+        return degrade.apply(image, *degradation), keypoints
+    return degraded if degradation else None
 
 
 def load_test_split(data_dir, degradation=None):
     """The test split, each raw image degraded first when ``degradation`` = (name, level)."""
-    def degraded(image, keypoints):
-        return degrade.apply(image, *degradation), keypoints
+    return data_load.FacialKeypointsDataset(*data_load.split_paths(data_dir, "test"), _degrader(degradation))
 
-    return data_load.FacialKeypointsDataset(*data_load.split_paths(data_dir, "test"),
-                                            degraded if degradation else None)
+
+def load_faces(sources, degradation=None):
+    """The photographs of 300-W-layout folders or dlib XML files, as a test set."""
+    return data_300w.PhotoFaces(data_300w.read_sources(sources), _degrader(degradation))
+
+
+def run_on_dataset(dataset, find_boxes, landmarks, subset=0):
+    """:func:`run_on_test_set` on any dataset of {'image', 'keypoints', 'name'} items."""
+    return [run_on_face(dataset[i], find_boxes, landmarks) for i in range(subset or len(dataset))]
 
 
 def run_on_face(item, find_boxes, landmarks):
@@ -110,6 +128,10 @@ def median_ms(call, runs=TIMING_RUNS, warmup=20):
     return 1000 * float(np.median(times))
 
 
+def _median_ms(seconds):
+    return 1000 * float(np.median(seconds)) if seconds else None
+
+
 def time_per_face(keypointer, runs=TIMING_RUNS):
     """Median milliseconds of one batch-of-one forward pass, after warm-up."""
     crop = np.random.default_rng(0).random((1, 1, keypointer.input_size, keypointer.input_size))
@@ -132,14 +154,29 @@ def plot_ced(curves, path):
     fig.savefig(path, dpi=100)
 
 
+def test_sets(args, degradation):
+    """{name: dataset} to score: Udacity's test split, --faces, or the --300w-root subsets."""
+    if args.faces:
+        return {"faces": load_faces(args.faces, degradation)}
+    if args.root_300w:
+        return {name: load_faces([os.path.join(args.root_300w, d) for d in dirs], degradation)
+                for name, dirs in SUBSETS_300W.items()}
+    return {"udacity_test": load_test_split(data_load.resolve_data_dir(args.data_dir), degradation)}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
-    p.add_argument("--data-dir", help=f"dataset root (default: ${data_load.DATA_DIR_ENV} or ./data)")
+    p.add_argument("--checkpoint", help=f"(default: {os.path.relpath(UDACITY_CHECKPOINT)} on Udacity's test split, "
+                                        f"{os.path.relpath(DEFAULT_CHECKPOINT)} on --faces / --300w-root)")
+    p.add_argument("--data-dir", help=f"Udacity dataset root (default: ${data_load.DATA_DIR_ENV} or ./data)")
+    p.add_argument("--faces", metavar="SOURCES",
+                   help="score these instead: comma-separated 300-W-layout folders or dlib .xml files")
+    p.add_argument("--300w-root", dest="root_300w", metavar="ROOT",
+                   help="the full 300-W (lfpw/testset, helen/testset, ibug): its common, challenging and full subsets")
     p.add_argument("--framing", choices=("gt", "haar"), default="gt",
                    help="crop from ground-truth keypoints, or run the Haar pipeline (default: gt)")
     p.add_argument("--refine", type=int, default=DEFAULT_REFINE, help="re-framing passes (default: %(default)s)")
-    p.add_argument("--margin", type=float, default=DEFAULT_MARGIN)
+    p.add_argument("--margin", type=float, default=DEFAULT_MARGIN, help="ROI padding per side (default: %(default)s)")
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
     p.add_argument("--flip", action="store_true", help="average with the mirrored crop's prediction")
     p.add_argument("--subset", type=int, default=0, help="only the first N test images")
@@ -148,32 +185,37 @@ def main(argv=None):
     p.add_argument("--json", help="write the summary here")
     p.add_argument("--ced", help="write the CED plot (PNG) here")
     args = p.parse_args(argv)
+    checkpoint = args.checkpoint or (DEFAULT_CHECKPOINT if args.faces or args.root_300w else UDACITY_CHECKPOINT)
     try:
         degradation = degrade.parse(args.degrade) if args.degrade else None
     except ValueError as e:
         sys.exit(f"error: {e}")
     try:
-        data_dir = data_load.resolve_data_dir(args.data_dir)
-        keypointer = Keypointer(args.checkpoint, args.backend, flip=args.flip)
+        sets = test_sets(args, degradation)
+        keypointer = Keypointer(checkpoint, args.backend, flip=args.flip)
         detector = FaceDetector() if args.framing == "haar" else None
         find_boxes, landmarks = cnn_pipeline(keypointer, args.framing, detector, args.margin, args.refine)
         t0 = time.perf_counter()
-        results = run_on_test_set(data_dir, find_boxes, landmarks, args.subset, degradation)
+        results = {name: run_on_dataset(dataset, find_boxes, landmarks, args.subset) for name, dataset in sets.items()}
     except (data_load.DataError, CheckpointError) as e:
         sys.exit(f"error: {e}")
-    summary = score(results)
-    summary.update(checkpoint=args.checkpoint, framing=args.framing, refine=args.refine, flip=args.flip,
-                   degrade=args.degrade,
-                   backend=args.backend, seconds=time.perf_counter() - t0,
-                   forward_ms=time_per_face(keypointer),
-                   keypoint_ms_per_face=1000 * float(np.median([r["seconds"] for r in results if "seconds" in r])))
-    print(json.dumps(summary, indent=2))
+    seconds, forward_ms = time.perf_counter() - t0, time_per_face(keypointer)
+    summaries = {}
+    for name, rows in results.items():
+        summary = score(rows)
+        summary.update(set=name, checkpoint=checkpoint, framing=args.framing, refine=args.refine, flip=args.flip,
+                       degrade=args.degrade, backend=args.backend, seconds=seconds, forward_ms=forward_ms,
+                       keypoint_ms_per_face=_median_ms([r["seconds"] for r in rows if "seconds" in r]))
+        summaries[name] = summary
+    out = next(iter(summaries.values())) if len(summaries) == 1 else summaries
+    print(json.dumps(out, indent=2))
     if args.json:
         with open(args.json + ".tmp", "w") as f:
-            json.dump(summary, f, indent=2)
+            json.dump(out, f, indent=2)
         os.replace(args.json + ".tmp", args.json)
     if args.ced:
-        plot_ced({f"{args.framing} framing": [r["nme"] if r["nme"] is not None else np.inf for r in results]}, args.ced)
+        plot_ced({f"{name}, {args.framing} framing": [r["nme"] if r["nme"] is not None else np.inf for r in rows]
+                  for name, rows in results.items()}, args.ced)
 
 
 if __name__ == "__main__":

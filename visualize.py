@@ -43,6 +43,24 @@ def show_keypoints(ax, image, keypoints=None, truth=None, normalized=False, titl
     ax.axis("off")
 
 
+def show_on_face(ax, image, faces, truth, title=""):
+    """The annotated face of a photograph, zoomed in: the detection that matches it
+    (magenta; ``faces`` as detect.detect_keypoints gives them), the annotation (green),
+    and its NME, or 'missed' where no detection matches."""
+    from data_load import keypoint_box
+    from detect import match_box
+    from metrics import nme_per_face
+    boxes = np.array([f["box"] for f in faces], np.float64).reshape(-1, 4)
+    j = match_box(boxes, truth)
+    (cx, cy), side = keypoint_box(truth)
+    x0, y0 = int(max(0, cx - 0.75 * side)), int(max(0, cy - 0.75 * side))
+    crop = image[y0:int(cy + 0.75 * side), x0:int(cx + 0.75 * side)]
+    offset = np.array([x0, y0], np.float32)
+    pred = None if j is None else faces[j]["keypoints"] - offset
+    score = "missed" if j is None else f"NME {nme_per_face(faces[j]['keypoints'], truth):.3f}"
+    show_keypoints(ax, crop, pred, truth - offset, title=f"{title}\n{score}".strip())
+
+
 def grid(n, cols=4, size=3.0):
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size), squeeze=False)

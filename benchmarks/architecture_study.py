@@ -17,7 +17,7 @@ import data_load  # noqa: E402
 import models  # noqa: E402
 import train  # noqa: E402
 from evaluate import cnn_pipeline, run_on_test_set, score, time_per_face  # noqa: E402
-from keypointer import DEFAULT_CHECKPOINT, Keypointer  # noqa: E402
+from keypointer import UDACITY_CHECKPOINT, Keypointer  # noqa: E402
 
 CANDIDATES = {  # name: (arch, input size, description)
     "oneconv": ("oneconv", 96, "1 conv + 1 FC"),
@@ -56,7 +56,7 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--only", nargs="*", default=list(CANDIDATES), choices=list(CANDIDATES),
                    help="train these candidates; rows of the others are kept from --json")
-    p.add_argument("--shipped", default=DEFAULT_CHECKPOINT)
+    p.add_argument("--shipped", default=UDACITY_CHECKPOINT)
     p.add_argument("--out-dir", default="runs/study")
     p.add_argument("--json", default="saved_models/architecture_study.json")
     args = p.parse_args(argv)

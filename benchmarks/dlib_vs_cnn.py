@@ -1,15 +1,19 @@
-"""Our pipeline against dlib's 68-point predictor on the same 770 test images.
+"""Our pipeline against dlib's 68-point predictor, on the same images: Udacity's 770 test
+images and the 224 photographs of LFPW's test set (300-W markup).
 
     pip install dlib-bin face-recognition-models     # benchmark-only dependencies
-    python benchmarks/dlib_vs_cnn.py [--json saved_models/benchmark.json]
+    python benchmarks/dlib_vs_cnn.py [--json saved_models/results/benchmark.json]
 
-Each side uses its own detector (Haar + padded ROI for the CNN; dlib's HOG detector
-for dlib), a missed face counts as a failure and enters the mean NME at 0.10.
+Three pipelines run on both sets: the in-the-wild CNN (300-W markup), the Udacity CNN
+(Udacity markup) and dlib (trained on 300-W). Each uses its own detector (Haar + padded ROI
+for the CNNs, dlib's HOG detector for dlib); a missed face counts as a failure and enters the
+mean NME at 0.10. dlib's points (0-based pixel centres) are moved by +0.5 px into the
+project's convention (data_300w.py), as the .pts ground truth is.
 Per-face time is the landmark stage alone, batch of one, from the image each pipeline
 already holds (gray for ours, as its detector needs; RGB for dlib), measured two ways:
 inside the pipeline loop over the test images (median; detection runs between calls, so
 thread pools and caches are cold) and warm (the same face of the 640 x 480 frame,
-repeated after a warm-up). Both pipelines take turns, image by image and block by block,
+repeated after a warm-up). The pipelines take turns, image by image and block by block,
 so their times come from the same minutes of a machine whose speed drifts. The pipeline
 rate is detection + landmarks on that frame.
 """
@@ -26,10 +30,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import data_load  # noqa: E402
+from data_300w import DLIB_OFFSET, WILD_DIR_ENV, PhotoFaces, find_300w_dir, read_sources  # noqa: E402
 from checkpoint import CheckpointError  # noqa: E402
 from detect import DEFAULT_REFINE, FaceDetector, detect_keypoints, sample_image  # noqa: E402
 from evaluate import cnn_pipeline, median_ms, run_on_face, score  # noqa: E402
-from keypointer import DEFAULT_CHECKPOINT, Keypointer  # noqa: E402
+from keypointer import DEFAULT_CHECKPOINT, UDACITY_CHECKPOINT, Keypointer  # noqa: E402
 
 FRAME_RUNS = 100
 WARM_RUNS, WARM_BLOCKS, WARM_UP = 400, 20, 5   # 20 alternating blocks of 20 calls
@@ -57,14 +62,13 @@ def dlib_pipeline(dlib, detector, predictor):
     def landmarks(image, box):
         x, y, w, h = (int(v) for v in box)
         shape = predictor(image, dlib.rectangle(x, y, x + w, y + h))
-        return np.array([(p.x, p.y) for p in shape.parts()], np.float32)
+        return np.array([(p.x, p.y) for p in shape.parts()], np.float32) + DLIB_OFFSET
     return find_boxes, landmarks
 
 
-def results_side_by_side(data_dir, pipelines, subset=0):
-    """{name: per-face results} on the test split, every image through each pipeline in
-    turn, so the loop times of both come from the same minutes of the machine."""
-    dataset = data_load.FacialKeypointsDataset(*data_load.split_paths(data_dir, "test"))
+def results_side_by_side(dataset, pipelines, subset=0):
+    """{name: per-face results} on ``dataset``, every image through each pipeline in
+    turn, so the loop times of all come from the same minutes of the machine."""
     results = {name: [] for name in pipelines}
     for i in range(subset or len(dataset)):
         item = dataset[i]
@@ -105,52 +109,76 @@ def warm_ms_per_face(pipelines, frame):
     return {name: float(np.median(ms)) for name, ms in block_ms.items()}
 
 
-def row(name, results, fps, warm_ms):
+def row(name, test_set, results, fps, warm_ms):
     summary = score(results)
-    summary.update(name=name, fps_640x480=fps, warm_ms_per_face=warm_ms,
+    summary.update(name=name, set=test_set, fps_640x480=fps, warm_ms_per_face=warm_ms,
                    ms_per_face=1000 * float(np.median([r["seconds"] for r in results if "seconds" in r])))
     return summary
 
 
+def lfpw_dir(path):
+    """The LFPW test folder: the argument, else lfpw/testset of $FKP_300W_DIR or ../shared's 300-W."""
+    if path:
+        return path
+    root = find_300w_dir()
+    if root is None:
+        raise data_load.DataError(f"no 300-W copy: set ${WILD_DIR_ENV} or pass --lfpw")
+    return os.path.join(root, "lfpw", "testset")
+
+
+def print_table(table, ratios):
+    print(f"{'':16s}{'':44s} {'NME':>7s} {'fail':>7s} {'AUC@.1':>7s} {'detect':>7s} {'ms/face':>8s} "
+          f"{'warm ms':>8s} {'fps':>6s}")
+    for r in table:
+        print(f"{r['set']:16s}{r['name']:44s} {r['nme']:7.4f} {r['failure_rate']:7.2%} {r['auc']:7.3f} "
+              f"{r['detection_rate']:7.2%} {r['ms_per_face']:8.3f} {r['warm_ms_per_face']:8.3f} {r['fps_640x480']:6.1f}")
+    for name, (loop, warm) in ratios.items():
+        print(f"per-face time, {name} / dlib: {loop:.2f} in the pipeline loop (both sets), {warm:.2f} warm")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
-    p.add_argument("--data-dir")
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="the in-the-wild CNN (default: %(default)s)")
+    p.add_argument("--udacity-checkpoint", default=UDACITY_CHECKPOINT, help="the Udacity CNN (default: %(default)s)")
+    p.add_argument("--data-dir", help=f"Udacity dataset root (default: ${data_load.DATA_DIR_ENV} or ./data)")
+    p.add_argument("--lfpw", help=f"LFPW test folder (default: lfpw/testset of ${WILD_DIR_ENV} or ../shared/data/300w)")
     p.add_argument("--refine", type=int, default=DEFAULT_REFINE, help="re-framing passes (default: %(default)s)")
     p.add_argument("--threads", type=int, default=0,
                    help="ONNX Runtime threads for the CNN (default: 0, one per core; dlib uses one)")
-    p.add_argument("--subset", type=int, default=0)
+    p.add_argument("--subset", type=int, default=0, help="only the first N images of each set")
     p.add_argument("--json", help="write the table as JSON here")
     args = p.parse_args(argv)
     dlib, dlib_detector, predictor = load_dlib()
     try:
-        data_dir = data_load.resolve_data_dir(args.data_dir)
-        keypointer = Keypointer(args.checkpoint, "onnx", threads=args.threads)
+        sets = {"Udacity test": data_load.FacialKeypointsDataset(
+                    *data_load.split_paths(data_load.resolve_data_dir(args.data_dir), "test")),
+                "LFPW test": PhotoFaces(read_sources([lfpw_dir(args.lfpw)]))}
+        cnns = {"CNN in the wild (300-W markup)": Keypointer(args.checkpoint, "onnx", threads=args.threads),
+                "CNN Udacity (Udacity markup)": Keypointer(args.udacity_checkpoint, "onnx", threads=args.threads)}
     except (data_load.DataError, CheckpointError) as e:
         sys.exit(f"error: {e}")
     haar = FaceDetector()
     frame = frame_640x480()
+    pipelines = {name: cnn_pipeline(k, "haar", haar, refine=args.refine) for name, k in cnns.items()}
     find, mark = dlib_pipeline(dlib, dlib_detector, predictor)
-    pipelines = {"cnn": cnn_pipeline(keypointer, "haar", haar, refine=args.refine), "dlib": (find, mark)}
-    results = results_side_by_side(data_dir, pipelines, args.subset)
+    dlib_name = "dlib (HOG + 68-point shape predictor)"
+    pipelines[dlib_name] = (find, mark)
+    results = {set_name: results_side_by_side(dataset, pipelines, args.subset) for set_name, dataset in sets.items()}
     warm = warm_ms_per_face(pipelines, frame)
-    fps = {"cnn": frames_per_second(lambda f: detect_keypoints(f, haar, keypointer, refine=args.refine), frame),
-           "dlib": frames_per_second(lambda f: [mark(f, b) for b in np.asarray(find(f), float)], frame)}
-    ours = row(f"CNN (Haar + {type(keypointer.model).__name__}, ONNX Runtime)", results["cnn"], fps["cnn"], warm["cnn"])
-    theirs = row("dlib (HOG + 68-point shape predictor)", results["dlib"], fps["dlib"], warm["dlib"])
-    table = [ours, theirs]
-    print(f"{'':42s} {'NME':>7s} {'fail':>7s} {'AUC@.1':>7s} {'detect':>7s} {'ms/face':>8s} {'warm ms':>8s} {'fps':>6s}")
-    for r in table:
-        print(f"{r['name']:42s} {r['nme']:7.4f} {r['failure_rate']:7.2%} {r['auc']:7.3f} "
-              f"{r['detection_rate']:7.2%} {r['ms_per_face']:8.3f} {r['warm_ms_per_face']:8.3f} {r['fps_640x480']:6.1f}")
-    ratio = ours["ms_per_face"] / theirs["ms_per_face"]
-    warm_ratio = ours["warm_ms_per_face"] / theirs["warm_ms_per_face"]
-    print(f"per-face time, CNN / dlib: {ratio:.2f} in the pipeline loop, {warm_ratio:.2f} warm")
+    fps = {name: frames_per_second(lambda f, k=k: detect_keypoints(f, haar, k, refine=args.refine), frame)
+           for name, k in cnns.items()}
+    fps[dlib_name] = frames_per_second(lambda f: [mark(f, b) for b in np.asarray(find(f), float)], frame)
+    table = [row(name, set_name, rows, fps[name], warm[name])
+             for set_name, by_pipeline in results.items() for name, rows in by_pipeline.items()]
+
+    def loop_ms(name):
+        return 1000 * float(np.median([r["seconds"] for by in results.values() for r in by[name] if "seconds" in r]))
+    ratios = {name: (loop_ms(name) / loop_ms(dlib_name), warm[name] / warm[dlib_name]) for name in cnns}
+    print_table(table, ratios)
     if args.json:
         with open(args.json + ".tmp", "w") as f:
-            json.dump({"rows": table, "time_ratio": ratio, "warm_time_ratio": warm_ratio, "refine": args.refine,
-                       "threads": args.threads},
-                      f, indent=2)
+            json.dump({"rows": table, "time_ratios": {n: {"loop": a, "warm": b} for n, (a, b) in ratios.items()},
+                       "refine": args.refine, "threads": args.threads}, f, indent=2)
         os.replace(args.json + ".tmp", args.json)
 
 

@@ -18,7 +18,7 @@ import data_load  # noqa: E402
 from checkpoint import CheckpointError  # noqa: E402
 from detect import FACE_PARTS, FaceDetector  # noqa: E402
 from evaluate import cnn_pipeline, run_on_test_set  # noqa: E402
-from keypointer import DEFAULT_CHECKPOINT, Keypointer  # noqa: E402
+from keypointer import UDACITY_CHECKPOINT, Keypointer  # noqa: E402
 from metrics import LEFT_EYE_OUTER, RIGHT_EYE_OUTER, point_errors  # noqa: E402
 
 
@@ -33,7 +33,7 @@ def detected_errors(results, targets):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    p.add_argument("--checkpoint", default=UDACITY_CHECKPOINT)
     p.add_argument("--data-dir")
     args = p.parse_args(argv)
     try:

@@ -18,7 +18,7 @@ import degrade  # noqa: E402
 from checkpoint import CheckpointError  # noqa: E402
 from detect import FaceDetector, to_gray  # noqa: E402
 from evaluate import cnn_pipeline, load_test_split, run_on_face, score  # noqa: E402
-from keypointer import DEFAULT_CHECKPOINT, Keypointer  # noqa: E402
+from keypointer import UDACITY_CHECKPOINT, Keypointer  # noqa: E402
 
 # Levels in the raw image's pixels and gray levels (test faces: outer eyes 15-121 px
 # apart, median 43). gamma is the one family RandomDegrade never trains on.
@@ -52,14 +52,14 @@ def format_row(condition, scores):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", action="append", help=f"repeatable (default: {DEFAULT_CHECKPOINT})")
+    p.add_argument("--checkpoint", action="append", help=f"repeatable (default: {UDACITY_CHECKPOINT})")
     p.add_argument("--data-dir", help=f"dataset root (default: ${data_load.DATA_DIR_ENV} or ./data)")
     p.add_argument("--conditions", nargs="+", default=CONDITIONS, metavar="NAME=LEVEL",
                    help="degradations to test (default: %(default)s)")
     p.add_argument("--subset", type=int, default=0, help="only the first N test images")
     p.add_argument("--json", help="write {condition: {checkpoint: summary}} here")
     args = p.parse_args(argv)
-    checkpoints = list(dict.fromkeys(args.checkpoint or [DEFAULT_CHECKPOINT]))
+    checkpoints = list(dict.fromkeys(args.checkpoint or [UDACITY_CHECKPOINT]))
     try:
         for condition in args.conditions:
             degrade.parse(condition)

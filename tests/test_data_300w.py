@@ -166,3 +166,32 @@ def test_face_cache_crops_map_back_and_load_from_disk(folder, tmp_path):
     w.write_pts(folder / "a.pts", face_points(9))          # changed annotation: a new cache entry
     w.build_face_cache(w.scan_300w(str(folder)), measure, str(tmp_path / "cache"))
     assert len(calls) == 6 and len(os.listdir(tmp_path / "cache")) == 2
+
+
+def tiny_checkpoint(path):
+    import models
+    from checkpoint import save_checkpoint
+    config = {"arch": "heatmapnet", "input_size": 64, "width": [8, 16, 24, 32], "neck": 16}
+    save_checkpoint({"config": {"model": config}, "model": models.build_model(config).state_dict()}, str(path))
+    return str(path)
+
+
+def test_evaluate_scores_a_folder_and_the_300w_subsets(tmp_path):
+    import json
+    import evaluate
+    for sub, n in (("lfpw/testset", 2), ("helen/testset", 3), ("ibug", 1)):
+        (tmp_path / "300W" / sub).mkdir(parents=True)
+        for i in range(n):
+            write_image(tmp_path / "300W" / sub / f"f{i}.png", seed=i)
+            w.write_pts(tmp_path / "300W" / sub / f"f{i}.pts", face_points(i))
+    model = tiny_checkpoint(tmp_path / "m.pt")
+    evaluate.main(["--checkpoint", model, "--300w-root", str(tmp_path / "300W"), "--json", str(tmp_path / "s.json")])
+    subsets = json.load(open(tmp_path / "s.json"))
+    assert {k: v["faces"] for k, v in subsets.items()} == {"common": 5, "challenging": 1, "full": 6}
+    assert all(0 < v["nme"] < 10 and v["framing"] == "gt" for v in subsets.values())
+    evaluate.main(["--checkpoint", model, "--faces", str(tmp_path / "300W" / "ibug"), "--framing", "haar",
+                   "--json", str(tmp_path / "one.json")])
+    one = json.load(open(tmp_path / "one.json"))
+    assert one["faces"] == 1 and one["missed"] == 1 and one["nme"] == 0.10    # noise has no face: a failure
+    with pytest.raises(SystemExit, match="nowhere: not a folder in 300-W's layout"):
+        evaluate.main(["--checkpoint", model, "--faces", "nowhere"])
