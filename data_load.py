@@ -8,7 +8,9 @@ Reading the files and the person splits live in data_files.py (re-exported here)
 
 Keypoint frames
 ---------------
-* pixels: ``(x, y)`` in the image the transform received, x to the right, y down.
+* pixels: ``(x, y)`` in the image the transform received, x to the right, y down, continuous:
+  pixel i spans [i, i + 1), so the top-left pixel's centre is (0.5, 0.5). Every reader converts
+  into this on read (300-W's 1-based ``.pts``, dlib's 0-based XML: data_300w.py).
 * normalised (after :class:`Normalize`): ``(p - S/2) / (S/2)`` for an ``S x S`` crop,
   so the crop spans ``[-1, 1]`` on both axes. :func:`denormalize_keypoints` inverts it.
 """

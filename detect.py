@@ -5,6 +5,9 @@
     python detect.py folder/ -o outputs/annotated
     python detect.py clip.mp4             # annotated video, frames per second reported
 
+The default model is the in-the-wild one (saved_models/keypointnet_wild.pt, 300-W markup);
+``--checkpoint saved_models/keypointnet.pt`` is the course's Udacity-markup model.
+
 Pipeline (one short function, :func:`detect_keypoints`): Haar cascade (a second one
 where the first finds nothing) -> box padded by a margin -> square crop, the framing the
 model was trained on -> CNN (all faces as one batch) -> keypoints mapped back into
@@ -318,7 +321,9 @@ def parse_args(argv=None):
     p.add_argument("input", nargs="?", help="image, folder or video (default: built-in sample)")
     p.add_argument("-o", "--out", help="output image/video path (a folder for a folder input)")
     p.add_argument("--json", help="also write the faces and keypoints as JSON here")
-    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="(default: %(default)s)")
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
+                   help="the landmark model (default: the in-the-wild model, 300-W markup, %(default)s; "
+                        "saved_models/keypointnet.pt is the course's Udacity-markup model)")
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="(default: onnx)")
     p.add_argument("--flip", action="store_true",
                    help="also predict on the mirrored face and average (slower, slightly more accurate)")
