@@ -179,6 +179,7 @@ def main(argv=None):
     p.add_argument("--margin", type=float, default=DEFAULT_MARGIN, help="ROI padding per side (default: %(default)s)")
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
     p.add_argument("--flip", action="store_true", help="average with the mirrored crop's prediction")
+    p.add_argument("--markup", help="the head of a two-markup checkpoint: 300w or udacity (default: its first)")
     p.add_argument("--subset", type=int, default=0, help="only the first N test images")
     p.add_argument("--degrade", metavar="NAME=LEVEL",
                    help=f"degrade every raw image first: one of {sorted(degrade.DEGRADATIONS)} (see degrade.py)")
@@ -192,7 +193,7 @@ def main(argv=None):
         sys.exit(f"error: {e}")
     try:
         sets = test_sets(args, degradation)
-        keypointer = Keypointer(checkpoint, args.backend, flip=args.flip)
+        keypointer = Keypointer(checkpoint, args.backend, flip=args.flip, markup=args.markup)
         detector = FaceDetector() if args.framing == "haar" else None
         find_boxes, landmarks = cnn_pipeline(keypointer, args.framing, detector, args.margin, args.refine)
         t0 = time.perf_counter()
@@ -203,7 +204,8 @@ def main(argv=None):
     summaries = {}
     for name, rows in results.items():
         summary = score(rows)
-        summary.update(set=name, checkpoint=checkpoint, framing=args.framing, refine=args.refine, flip=args.flip,
+        summary.update(set=name, checkpoint=checkpoint, markup=keypointer.markup, framing=args.framing,
+                       refine=args.refine, flip=args.flip,
                        degrade=args.degrade, backend=args.backend, seconds=seconds, forward_ms=forward_ms,
                        keypoint_ms_per_face=_median_ms([r["seconds"] for r in rows if "seconds" in r]))
         summaries[name] = summary
