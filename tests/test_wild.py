@@ -1,0 +1,52 @@
+"""The in-the-wild model: the command line's default, and better than the Udacity model on photographs."""
+import os
+
+import numpy as np
+import pytest
+
+import data_300w
+import detect
+import evaluate
+from conftest import SHIPPED_MODEL
+from keypointer import DEFAULT_CHECKPOINT, Keypointer
+
+LFPW_FACES = 40     # the first faces of LFPW's test set: enough to separate the two models
+
+
+@pytest.fixture(scope="module")
+def lfpw():
+    root = data_300w.find_300w_dir()
+    if root is None:
+        pytest.skip(f"no 300-W copy (set {data_300w.WILD_DIR_ENV}); the fixture-based 300-W tests still run")
+    return data_300w.PhotoFaces(data_300w.scan_300w(os.path.join(root, "lfpw", "testset"))[:LFPW_FACES])
+
+
+def test_the_command_line_uses_the_in_the_wild_model_by_default():
+    assert detect.parse_args([]).checkpoint == DEFAULT_CHECKPOINT
+    wild = Keypointer(DEFAULT_CHECKPOINT, "torch")
+    assert wild.markup == "300w" and wild.config["markups"] == ["300w", "udacity"]
+    assert Keypointer(SHIPPED_MODEL, "torch").markup == "udacity"
+    assert os.path.getsize(DEFAULT_CHECKPOINT) < 10e6
+
+
+def test_in_the_wild_model_beats_the_udacity_model_on_lfpw_photographs(lfpw):
+    detector = detect.FaceDetector()
+    scores = {}
+    for name, checkpoint in (("wild", DEFAULT_CHECKPOINT), ("udacity", SHIPPED_MODEL)):
+        results = evaluate.run_on_dataset(lfpw, *evaluate.cnn_pipeline(Keypointer(checkpoint), "haar", detector))
+        scores[name] = evaluate.score(results)
+    assert scores["wild"]["detection_rate"] == scores["udacity"]["detection_rate"] > 0.95   # same detector
+    assert scores["wild"]["nme"] < scores["udacity"]["nme"] - 0.003
+    assert scores["wild"]["nme"] < 0.07
+
+
+def test_both_heads_of_the_wild_model_place_the_same_face(lfpw):
+    """The heads learn two markups of the same 68 points: close, but systematically apart."""
+    item = lfpw[0]
+    gray = detect.to_gray(item["image"])
+    box = detect.FaceDetector()(gray)[0]
+    points = {m: detect.keypoints_for_boxes(gray, box[None], Keypointer(DEFAULT_CHECKPOINT, markup=m))[0]
+              for m in ("300w", "udacity")}
+    eye = np.linalg.norm(item["keypoints"][36] - item["keypoints"][45])
+    gap = np.linalg.norm(points["300w"] - points["udacity"], axis=1).mean() / eye
+    assert 0.005 < gap < 0.15
