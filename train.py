@@ -1,7 +1,9 @@
 """Train a keypoint CNN: `python train.py --help`; every hyper-parameter is in TrainConfig.
 
-The validation split is held out of the training CSV by person, so validation loss and
-NME measure generalisation to people the model has not seen. Each epoch writes
+The validation split is held out of the training data, never the test set: by person from
+Udacity's CSV, by image from 300-W-layout folders (train_data.py); it is the first dataset's
+(--datasets). Validation loss and NME measure generalisation to faces the model has not seen.
+Each epoch writes
 ``last.pt`` (for --resume), ``best.pt`` (lowest validation loss), ``history.csv`` and
 ``loss.png`` into --out-dir; checkpoints are replaced atomically.
 """
