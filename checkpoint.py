@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 import models
+from atomic import write_atomic
 
 # Plain numpy scalars (e.g. a learning rate computed with numpy) are data, not code.
 _SAFE_GLOBALS = [np._core.multiarray.scalar, np.dtype, np.dtypes.Float64DType, np.dtypes.Float32DType]
@@ -19,10 +20,7 @@ class CheckpointError(ValueError):
 
 def save_checkpoint(state, path):
     """Write ``state`` to ``path`` atomically (temp file in the same folder, then rename)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path, map_location="cpu"):
@@ -58,12 +56,19 @@ def export_release(src, dst):
     save_checkpoint({k: state[k] for k in keep if k in state}, dst)
 
 
-if __name__ == "__main__":
-    import sys
-    if len(sys.argv) != 3:
-        sys.exit("usage: python checkpoint.py TRAINING_CHECKPOINT RELEASE_PATH")
+def main(argv=None):
+    import argparse
+    p = argparse.ArgumentParser(description="Write a release copy of a training checkpoint "
+                                            "(config, weights and history; no optimizer state).")
+    p.add_argument("source", help="a training checkpoint, e.g. runs/wild/best.pt")
+    p.add_argument("release", help="where the release goes, e.g. saved_models/keypointnet_wild.pt")
+    args = p.parse_args(argv)
     try:
-        export_release(sys.argv[1], sys.argv[2])
+        export_release(args.source, args.release)
     except CheckpointError as e:
-        sys.exit(f"error: {e}")
-    print(f"wrote {sys.argv[2]} ({os.path.getsize(sys.argv[2]) / 1e6:.2f} MB)")
+        raise SystemExit(f"error: {e}") from None
+    print(f"wrote {args.release} ({os.path.getsize(args.release) / 1e6:.2f} MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from data_files import NUM_KEYPOINTS, DataError, load_image
+from atomic import write_atomic
 
 PTS_OFFSET = -0.5
 DLIB_OFFSET = 0.5
@@ -240,10 +241,7 @@ def build_face_cache(faces, measure=None, cache_dir=None):
             framing = measure(gray, face.keypoints)
             if framing is not None:
                 framings[i] = framing
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = path + f".tmp{os.getpid()}.npz"
-    np.savez(tmp, crops=crops, keypoints=keypoints, framings=framings)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: np.savez(tmp, crops=crops, keypoints=keypoints, framings=framings))
     print(f"cached {len(faces)} faces in {time.time() - t0:.0f}s -> {path}", flush=True)
     return crops, keypoints, framings
 

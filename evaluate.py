@@ -20,10 +20,12 @@ import numpy as np
 
 import data_load
 import degrade
+from atomic import write_json
 from checkpoint import CheckpointError
-from detect import (DEFAULT_MARGIN, DEFAULT_REFINE, FaceDetector, keypoints_for_boxes, keypoints_for_squares,
-                    match_box, to_gray)
 import data_300w
+from detect import DEFAULT_REFINE, keypoints_for_boxes, keypoints_for_squares
+from face_detector import FaceDetector, to_gray
+from framing import DEFAULT_MARGIN, match_box
 from keypointer import DEFAULT_CHECKPOINT, UDACITY_CHECKPOINT, Keypointer
 from metrics import FAILURE_THRESHOLD, ced_curve, nme_per_face, summarize
 
@@ -177,7 +179,8 @@ def main(argv=None):
                    help="crop from ground-truth keypoints, or run the Haar pipeline (default: gt)")
     p.add_argument("--refine", type=int, default=DEFAULT_REFINE, help="re-framing passes (default: %(default)s)")
     p.add_argument("--margin", type=float, default=DEFAULT_MARGIN, help="ROI padding per side (default: %(default)s)")
-    p.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
+    p.add_argument("--backend", choices=("onnx", "torch"), default="onnx",
+                   help="run the net with ONNX Runtime or PyTorch (default: %(default)s)")
     p.add_argument("--flip", action="store_true", help="average with the mirrored crop's prediction")
     p.add_argument("--markup", help="the head of a two-markup checkpoint: 300w or udacity (default: its first)")
     p.add_argument("--subset", type=int, default=0, help="only the first N test images")
@@ -212,9 +215,7 @@ def main(argv=None):
     out = next(iter(summaries.values())) if len(summaries) == 1 else summaries
     print(json.dumps(out, indent=2))
     if args.json:
-        with open(args.json + ".tmp", "w") as f:
-            json.dump(out, f, indent=2)
-        os.replace(args.json + ".tmp", args.json)
+        write_json(args.json, out)
     if args.ced:
         plot_ced({f"{name}, {args.framing} framing": [r["nme"] if r["nme"] is not None else np.inf for r in rows]
                   for name, rows in results.items()}, args.ced)

@@ -16,16 +16,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import data_load  # noqa: E402
 import models  # noqa: E402
 import train  # noqa: E402
+from atomic import write_json  # noqa: E402
 from evaluate import cnn_pipeline, run_on_test_set, score, time_per_face  # noqa: E402
 from keypointer import UDACITY_CHECKPOINT, Keypointer  # noqa: E402
 
-CANDIDATES = {  # name: (arch, input size, description)
-    "oneconv": ("oneconv", 96, "1 conv + 1 FC"),
-    "smallnet": ("smallnet", 96, "3 conv (BN) + 2 FC"),
-    "naimishnet": ("naimishnet", 96, "NaimishNet as published: 4 conv + 3 FC"),
-    "net": ("net", 96, "Net: NaimishNet-style with BN, 4 conv + 2 FC"),
-    "keypointnet": ("keypointnet", 112, "KeypointNet: 10 separable conv + 2 FC"),
-    "heatmapnet": ("heatmapnet", 112, "HeatmapNet: separable conv + pyramid + soft-argmax, no FC"),
+CANDIDATES = {  # name: (arch, input size, constructor arguments, description)
+    "oneconv": ("oneconv", 96, {}, "1 conv + 1 FC"),
+    "smallnet": ("smallnet", 96, {}, "3 conv (BN) + 2 FC"),
+    "naimishnet": ("naimishnet", 96, {}, "NaimishNet as published: 4 conv + 3 FC"),
+    "net": ("net", 96, {}, "Net: NaimishNet-style with BN, 4 conv + 2 FC"),
+    "keypointnet": ("keypointnet", 112, {}, "KeypointNet: 10 separable conv + 2 FC"),
+    "heatmapnet": ("heatmapnet", 112, {"width": [32, 64, 128, 256], "neck": 64},
+                   "HeatmapNet: separable conv + pyramid + soft-argmax, no FC"),
 }
 
 
@@ -52,13 +54,14 @@ def markdown(rows):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir")
-    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--data-dir", help="Udacity data (default: $FKP_DATA_DIR, else ./data)")
+    p.add_argument("--epochs", type=int, default=5, help="epochs per candidate (default: %(default)s)")
     p.add_argument("--only", nargs="*", default=list(CANDIDATES), choices=list(CANDIDATES),
                    help="train these candidates; rows of the others are kept from --json")
-    p.add_argument("--shipped", default=UDACITY_CHECKPOINT)
-    p.add_argument("--out-dir", default="runs/study")
-    p.add_argument("--json", default="saved_models/architecture_study.json")
+    p.add_argument("--shipped", default=UDACITY_CHECKPOINT, help="the shipped model's row (default: %(default)s)")
+    p.add_argument("--out-dir", default="runs/study", help="training runs go here (default: %(default)s)")
+    p.add_argument("--json", default="saved_models/architecture_study.json",
+                   help="the table, read for kept rows and rewritten (default: %(default)s)")
     args = p.parse_args(argv)
     try:
         data_dir = data_load.resolve_data_dir(args.data_dir)
@@ -66,12 +69,12 @@ def main(argv=None):
         sys.exit(f"error: {e}")
     rows = []
     if os.path.exists(args.json):                       # keep rows measured earlier
-        kept = {CANDIDATES[n][2] for n in CANDIDATES if n not in args.only}
+        kept = {CANDIDATES[n][3] for n in CANDIDATES if n not in args.only}
         rows = [r for r in json.load(open(args.json))["rows"] if r["name"] in kept]
     for name in args.only:
-        arch, size, label = CANDIDATES[name]
+        arch, size, kwargs, label = CANDIDATES[name]
         cfg = train.TrainConfig(data_dir=data_dir, out_dir=os.path.join(args.out_dir, name), arch=arch,
-                                input_size=size, model_kwargs={}, epochs=args.epochs)
+                                input_size=size, model_kwargs=kwargs, epochs=args.epochs)
         t0 = time.perf_counter()
         train.train(cfg)
         rows.append(measure(os.path.join(cfg.out_dir, "best.pt"), data_dir, label,
@@ -84,9 +87,7 @@ def main(argv=None):
                             sum(h["seconds"] for h in history), len(history)))
     table = markdown(rows)
     print(table)
-    with open(args.json + ".tmp", "w") as f:
-        json.dump({"rows": rows, "markdown": table}, f, indent=2)
-    os.replace(args.json + ".tmp", args.json)
+    write_json(args.json, {"rows": rows, "markdown": table})
 
 
 if __name__ == "__main__":

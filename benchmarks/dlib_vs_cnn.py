@@ -20,7 +20,6 @@ rate is detection + landmarks on that frame.
 import argparse
 import functools
 import importlib.util
-import json
 import os
 import sys
 import time
@@ -30,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import data_load  # noqa: E402
+from atomic import write_json  # noqa: E402
 from data_300w import DLIB_OFFSET, WILD_DIR_ENV, PhotoFaces, find_300w_dir, read_sources  # noqa: E402
 from checkpoint import CheckpointError  # noqa: E402
 from detect import DEFAULT_REFINE, FaceDetector, detect_keypoints, sample_image  # noqa: E402
@@ -176,10 +176,8 @@ def main(argv=None):
     ratios = {name: (loop_ms(name) / loop_ms(dlib_name), warm[name] / warm[dlib_name]) for name in cnns}
     print_table(table, ratios)
     if args.json:
-        with open(args.json + ".tmp", "w") as f:
-            json.dump({"rows": table, "time_ratios": {n: {"loop": a, "warm": b} for n, (a, b) in ratios.items()},
-                       "refine": args.refine, "threads": args.threads}, f, indent=2)
-        os.replace(args.json + ".tmp", args.json)
+        write_json(args.json, {"rows": table, "time_ratios": {n: {"loop": a, "warm": b} for n, (a, b) in ratios.items()},
+                               "refine": args.refine, "threads": args.threads})
 
 
 if __name__ == "__main__":

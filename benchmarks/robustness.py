@@ -8,15 +8,15 @@ detector misses enters the mean at 0.10, as in evaluate.py.
     python benchmarks/robustness.py [--checkpoint A.pt --checkpoint B.pt] [--json out.json]
 """
 import argparse
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import data_load  # noqa: E402
 import degrade  # noqa: E402
+from atomic import write_json  # noqa: E402
 from checkpoint import CheckpointError  # noqa: E402
-from detect import FaceDetector, to_gray  # noqa: E402
+from face_detector import FaceDetector, to_gray  # noqa: E402
 from evaluate import cnn_pipeline, load_test_split, run_on_face, score  # noqa: E402
 from keypointer import UDACITY_CHECKPOINT, Keypointer  # noqa: E402
 
@@ -72,9 +72,7 @@ def main(argv=None):
     except (data_load.DataError, CheckpointError) as e:
         sys.exit(f"error: {e}")
     if args.json:
-        with open(args.json + ".tmp", "w") as f:
-            json.dump(table, f, indent=2)
-        os.replace(args.json + ".tmp", args.json)
+        write_json(args.json, table)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ import time
 import nbformat
 from nbclient import NotebookClient
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from atomic import write_atomic  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 NOTEBOOKS = sorted(glob.glob(os.path.join(HERE, "[0-9]*.ipynb")))
 CELL_TIMEOUT = 1800
@@ -26,16 +29,14 @@ def execute(path, smoke=True, write=False):
     NotebookClient(notebook, timeout=CELL_TIMEOUT, kernel_name="python3",
                    resources={"metadata": {"path": HERE}}).execute()
     if write:
-        tmp = path + ".tmp"
-        nbformat.write(notebook, tmp)
-        os.replace(tmp, path)
+        write_atomic(path, lambda tmp: nbformat.write(notebook, tmp))
     return notebook
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--write", action="store_true", help="full mode, write outputs back")
-    p.add_argument("notebooks", nargs="*", default=NOTEBOOKS)
+    p.add_argument("notebooks", nargs="*", default=NOTEBOOKS, help="notebooks to run (default: all)")
     args = p.parse_args(argv)
     for path in args.notebooks:
         t0 = time.time()
