@@ -103,7 +103,7 @@ def keypoint_box(keypoints):
 
 def framed_square(keypoints, u=0.0, v=0.0, r=FRAMING_SCALE):
     """The square (x, y, side) of side r, centred (u, v) away from the keypoint box's
-    centre, all in keypoint-box sides (the frame of detect.measure_framings)."""
+    centre, all in keypoint-box sides (the frame of framing.measure_framings)."""
     (cx, cy), box_side = keypoint_box(keypoints)
     side = r * box_side
     cx, cy = cx + u * box_side, cy + v * box_side
@@ -229,7 +229,7 @@ class FaceCrop:
     """Square crop around the keypoint box, resized to ``size``.
 
     Without ``framings``: the training framing (:func:`face_square`). With ``framings``,
-    rows (u, v, r) measured from a face detector (see detect.measure_framings), each
+    rows (u, v, r) measured from a face detector (see framing.measure_framings), each
     call frames the face as the detector did once: centre offset (u, v) and side r, in
     keypoint-box sides. The model then trains on the framing errors it meets at test time.
     """

@@ -24,19 +24,12 @@ import cv2
 import numpy as np
 
 from checkpoint import CheckpointError
-from data_load import DataError, crop_square_array, face_square, keypoint_box, load_image, uncrop_points
+from atomic import write_atomic
+from data_load import DataError, crop_square_array, face_square, load_image, uncrop_points
+from face_detector import DEFAULT_CASCADE, FALLBACK_CASCADE, FaceDetector, to_gray  # noqa: F401
+from framing import DEFAULT_MARGIN, pad_box, roi_square  # noqa: F401  (notebook 3 draws them)
 from keypointer import DEFAULT_CHECKPOINT, Keypointer
 
-CASCADE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "detector_architectures")
-DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
-# Tried only on an image where the main cascade finds nothing: it finds the small,
-# tightly framed faces the default cascade misses (all 7 of its misses on the test split).
-FALLBACK_CASCADE = "haarcascade_frontalface_alt2.xml"
-# The keypoint box's centre lies this many box widths below the Haar box's centre,
-# and a Haar box padded by 0.3 per side is 1.8x the keypoint box: together they make
-# the padded ROI match the training framing (measured by benchmarks/haar_framing.py).
-HAAR_CENTER_SHIFT = 0.16
-DEFAULT_MARGIN = 0.3
 # Re-framing passes on the predicted keypoints. The model trains on the detector's own
 # framings, so one pass is enough by default (measured in the model card).
 DEFAULT_REFINE = 0
@@ -47,100 +40,6 @@ FACE_PARTS = {"jaw": (range(0, 17), False), "right_brow": (range(17, 22), False)
               "nose_base": (range(31, 36), False), "right_eye": (range(36, 42), True),
               "left_eye": (range(42, 48), True), "outer_lips": (range(48, 60), True),
               "inner_lips": (range(60, 68), True)}
-
-
-def find_cascade(name):
-    """A cascade file: a path, a name in detector_architectures/, or one OpenCV bundles."""
-    for path in (name, os.path.join(CASCADE_DIR, name), os.path.join(cv2.data.haarcascades, name)):
-        if os.path.isfile(path):
-            return path
-    raise DataError(f"{name}: cascade not found (looked in {CASCADE_DIR} and OpenCV's data)")
-
-
-def load_cascade(name):
-    path = find_cascade(name)
-    cascade = cv2.CascadeClassifier(path)
-    if cascade.empty():
-        raise DataError(f"{path}: not a valid cascade file")
-    return cascade
-
-
-class FaceDetector:
-    """OpenCV Haar cascade, and a second one tried where the first finds no face
-    (``fallback=None``: none); images larger than ``max_side`` are downscaled to detect."""
-
-    def __init__(self, cascade=DEFAULT_CASCADE, scale_factor=1.1, min_neighbors=5, min_size=30,
-                 max_side=1280, fallback=FALLBACK_CASCADE):
-        self.cascades = [load_cascade(cascade)] + ([load_cascade(fallback)] if fallback else [])
-        self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
-        self.min_size, self.max_side = min_size, max_side
-
-    def __call__(self, gray):
-        """Boxes (N, 4) as x, y, w, h in ``gray``'s pixels, largest first."""
-        scale = min(1.0, self.max_side / max(gray.shape[:2]))
-        small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
-        min_side = max(1, int(round(self.min_size * scale)))
-        for cascade in self.cascades:
-            boxes = cascade.detectMultiScale(small, self.scale_factor, self.min_neighbors,
-                                             minSize=(min_side, min_side))
-            if len(boxes):
-                break
-        boxes = np.asarray(boxes, np.float64).reshape(-1, 4) / scale
-        return boxes[np.argsort(-boxes[:, 2])]
-
-
-def pad_box(box, margin, width, height):
-    """The box grown by ``margin`` x its size on every side, clamped to the image."""
-    x, y, w, h = box
-    x0, y0 = max(0, int(round(x - margin * w))), max(0, int(round(y - margin * h)))
-    x1, y1 = min(width, int(round(x + w + margin * w))), min(height, int(round(y + h + margin * h)))
-    return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
-
-
-def roi_square(box, margin=DEFAULT_MARGIN, center_shift=HAAR_CENTER_SHIFT):
-    """The square (x, y, side) the model sees for a detector box; it may leave the
-    image, where crop_square fills zeros instead of wrapping around."""
-    x, y, w, h = box
-    side = w * (1 + 2 * margin)
-    cx, cy = x + w / 2, y + h / 2 + center_shift * w
-    return cx - side / 2, cy - side / 2, side
-
-
-def match_box(boxes, keypoints):
-    """Index of the detection whose centre is nearest the annotated face, or None if
-    no box centre lies within half the keypoint box of it."""
-    if len(boxes) == 0:
-        return None
-    lo, hi = keypoints.min(0), keypoints.max(0)
-    centers = boxes[:, :2] + boxes[:, 2:] / 2
-    dist = np.linalg.norm(centers - (lo + hi) / 2, axis=1)
-    best = int(np.argmin(dist))
-    return best if dist[best] <= (hi - lo).max() / 2 else None
-
-
-def framing_of(boxes, keypoints, margin=DEFAULT_MARGIN):
-    """(u, v, r): how the ROI square :func:`roi_square` cuts for the detection matching
-    the annotated face frames it, relative to the keypoint box (centre offset in box
-    sides, side over box side); None when no detection matches."""
-    j = match_box(boxes, keypoints)
-    if j is None:
-        return None
-    x, y, side = roi_square(boxes[j], margin)
-    (cx, cy), box_side = keypoint_box(keypoints)
-    return (x + side / 2 - cx) / box_side, (y + side / 2 - cy) / box_side, side / box_side
-
-
-def measure_framings(dataset, detector, margin=DEFAULT_MARGIN):
-    """Rows (u, v, r) of :func:`framing_of`, one per face of ``dataset`` the detector
-    finds. data_load.FaceCrop replays them in training."""
-    rows = [framing_of(detector(to_gray(dataset.image(i))), dataset.keypoints[i], margin)
-            for i in range(len(dataset))]
-    return np.array([r for r in rows if r is not None], np.float64).reshape(-1, 3)
-
-
-def to_gray(image):
-    """An RGB or gray uint8 array -> (H, W) uint8 gray (ITU-R 601 weights, as in training)."""
-    return image if image.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2GRAY)
 
 
 def predict_squares(gray, squares, keypointer):
@@ -194,19 +93,6 @@ def face_record(name, image, faces):
     """The JSON record of one image or frame."""
     return {"image": name, "width": int(image.shape[1]), "height": int(image.shape[0]),
             "faces": [{"box": f["box"], "keypoints": np.round(f["keypoints"].astype(np.float64), 2).tolist()} for f in faces]}
-
-
-def write_atomic(path, write):
-    """Call write(tmp_path) then rename, so an existing output is never half-written."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    root, ext = os.path.splitext(path)
-    tmp = f"{root}.tmp{os.getpid()}{ext}"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def save_image(path, rgb):

@@ -15,6 +15,8 @@ import torch
 import data_300w
 import data_load
 import degrade
+import framing
+from face_detector import FaceDetector
 
 MARKUPS = ("udacity", "300w")
 _FRAMINGS = {}
@@ -61,9 +63,8 @@ def measure_framings(cfg, dataset):
         return None
     key = (os.path.abspath(dataset.root_dir), tuple(dataset.names))
     if key not in _FRAMINGS:     # runs in one process (the study, notebook 2) share them
-        import detect   # OpenCV's Haar cascade; only needed here
         t0 = time.time()
-        _FRAMINGS[key] = detect.measure_framings(dataset, detect.FaceDetector())
+        _FRAMINGS[key] = framing.measure_framings(dataset, FaceDetector())
         print(f"framings: Haar found {len(_FRAMINGS[key])} of {len(dataset)} training faces "
               f"({time.time() - t0:.0f}s)", flush=True)
     return _FRAMINGS[key]
@@ -96,11 +97,10 @@ def wild_sets(cfg):
         faces = faces[:cfg.subset]
     measure = None
     if _check_framing(cfg):
-        import detect
-        detector = detect.FaceDetector()
+        detector = FaceDetector()
 
         def measure(gray, keypoints):
-            return detect.framing_of(detector(gray), keypoints)
+            return framing.framing_of(detector(gray), keypoints)
     crops, keypoints, framings = data_300w.build_face_cache(faces, measure, cfg.cache_dir or None)
     train_idx, val_idx = data_300w.split_by_image(faces, cfg.val_fraction, cfg.seed)
     names = [f.name for f in faces]
@@ -122,8 +122,9 @@ def make_loaders(cfg):
     train_set = torch.utils.data.ConcatDataset([WithMarkup(t, m) for m, (t, _) in enumerate(pairs)])
     val_set = WithMarkup(pairs[0][1], 0)
     gen = torch.Generator().manual_seed(cfg.seed)
-    common = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers,
-                  persistent_workers=cfg.num_workers > 0, worker_init_fn=_seed_worker)
+    # Workers restart each epoch, seeded from ``gen``: an epoch's augmentations then depend only
+    # on the generator's state, which the checkpoint keeps, so --resume repeats them exactly.
+    common = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, worker_init_fn=_seed_worker)
     return (torch.utils.data.DataLoader(train_set, shuffle=True, drop_last=len(train_set) > cfg.batch_size,
                                         generator=gen, **common),
             torch.utils.data.DataLoader(val_set, shuffle=False, **common))

@@ -48,7 +48,7 @@ def show_on_face(ax, image, faces, truth, title=""):
     (magenta; ``faces`` as detect.detect_keypoints gives them), the annotation (green),
     and its NME, or 'missed' where no detection matches."""
     from data_load import keypoint_box
-    from detect import match_box
+    from framing import match_box
     from metrics import nme_per_face
     boxes = np.array([f["box"] for f in faces], np.float64).reshape(-1, 4)
     j = match_box(boxes, truth)

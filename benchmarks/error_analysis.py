@@ -33,8 +33,8 @@ def detected_errors(results, targets):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", default=UDACITY_CHECKPOINT)
-    p.add_argument("--data-dir")
+    p.add_argument("--checkpoint", default=UDACITY_CHECKPOINT, help="the model (default: %(default)s)")
+    p.add_argument("--data-dir", help="Udacity data (default: $FKP_DATA_DIR, else ./data)")
     args = p.parse_args(argv)
     try:
         data_dir = data_load.resolve_data_dir(args.data_dir)

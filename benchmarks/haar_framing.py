@@ -1,7 +1,7 @@
 """Measure how the Haar ROI frames the faces of the training split.
 
-For every face the detector finds, detect.measure_framings gives the ROI square that
-detect.roi_square cuts (margin DEFAULT_MARGIN, centre shifted HAAR_CENTER_SHIFT widths
+For every face the detector finds, framing.measure_framings gives the ROI square that
+framing.roi_square cuts (margin DEFAULT_MARGIN, centre shifted HAAR_CENTER_SHIFT widths
 down) relative to the keypoint box: centre offset (u, v) in box sides and side r over the
 box side. The medians check HAAR_CENTER_SHIFT (v ~ 0) and data_load.FRAMING_SCALE (r);
 the spread is what `train.py --framing detector` replays in training.
@@ -16,12 +16,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import data_load  # noqa: E402
-from detect import DEFAULT_MARGIN, HAAR_CENTER_SHIFT, FaceDetector, measure_framings  # noqa: E402
+from face_detector import FaceDetector  # noqa: E402
+from framing import DEFAULT_MARGIN, HAAR_CENTER_SHIFT, measure_framings  # noqa: E402
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir")
+    p.add_argument("--data-dir", help="Udacity data (default: $FKP_DATA_DIR, else ./data)")
     p.add_argument("--every", type=int, default=4, help="use every N-th training image")
     args = p.parse_args(argv)
     try:

@@ -16,7 +16,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import data_load  # noqa: E402
 from checkpoint import CheckpointError  # noqa: E402
-from detect import to_gray  # noqa: E402
+from face_detector import to_gray  # noqa: E402
 from keypointer import Keypointer  # noqa: E402
 from metrics import heatmap_spread  # noqa: E402
 from visualize import keypoint_heatmaps  # noqa: E402
@@ -26,8 +26,8 @@ STRIDE = 8   # every 8th test face: 97 faces, 6,596 heatmaps
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("checkpoints", nargs="+")
-    p.add_argument("--data-dir")
+    p.add_argument("checkpoints", nargs="+", help="HeatmapNet checkpoints to compare")
+    p.add_argument("--data-dir", help="Udacity data (default: $FKP_DATA_DIR, else ./data)")
     args = p.parse_args(argv)
     try:
         test = data_load.FacialKeypointsDataset(*data_load.split_paths(data_load.resolve_data_dir(args.data_dir), "test"))

@@ -10,6 +10,7 @@ import pytest
 
 import data_load as dl
 import detect
+import framing
 from conftest import ROOT, SHIPPED_MODEL
 from keypointer import Keypointer
 
@@ -33,13 +34,13 @@ def astronaut_faces(pipeline):
 
 
 def test_pad_box_grows_by_the_margin_and_clamps():
-    assert detect.pad_box((100, 100, 50, 40), 0.2, 500, 500) == (90, 92, 70, 56)
-    x, y, w, h = detect.pad_box((5, 3, 50, 50), 0.3, 60, 55)
+    assert framing.pad_box((100, 100, 50, 40), 0.2, 500, 500) == (90, 92, 70, 56)
+    x, y, w, h = framing.pad_box((5, 3, 50, 50), 0.3, 60, 55)
     assert (x, y) == (0, 0) and x + w == 60 and y + h == 55
 
 
 def test_roi_square_size_and_shift():
-    x, y, side = detect.roi_square((100, 100, 50, 50), margin=0.3, center_shift=0.2)
+    x, y, side = framing.roi_square((100, 100, 50, 50), margin=0.3, center_shift=0.2)
     assert side == pytest.approx(80)
     assert (x + side / 2, y + side / 2) == pytest.approx((125, 135))
 
@@ -65,7 +66,7 @@ def test_padded_haar_roi_matches_the_training_framing(data_dir):
             continue
         box = boxes[np.argmin(np.linalg.norm(centres - [x + side / 2, y + side / 2], axis=1))]
         for margin in stats:
-            rx, ry, rside = detect.roi_square(box, margin)
+            rx, ry, rside = framing.roi_square(box, margin)
             offset = np.hypot(rx + rside / 2 - x - side / 2, ry + rside / 2 - y - side / 2)
             stats[margin].append((rside / side, offset / side))
     padded, tight = np.median(stats[0.3], axis=0), np.median(stats[0.0], axis=0)
@@ -80,13 +81,13 @@ def test_fallback_cascade_finds_the_small_face_the_default_one_misses(data_dir):
     gray = detect.to_gray(dataset.image(i))
     assert len(detect.FaceDetector(fallback=None)(gray)) == 0
     boxes = detect.FaceDetector()(gray)
-    assert detect.match_box(boxes, dataset.keypoints[i]) is not None
+    assert framing.match_box(boxes, dataset.keypoints[i]) is not None
 
 
 def test_measured_framings_describe_the_roi_around_the_keypoint_box(data_dir):
     csv_file, image_dir = dl.split_paths(data_dir, "train")
     dataset = dl.FacialKeypointsDataset(csv_file, image_dir, indices=range(0, 3000, 100))
-    framings = detect.measure_framings(dataset, detect.FaceDetector())
+    framings = framing.measure_framings(dataset, detect.FaceDetector())
     assert framings.shape[1] == 3 and len(framings) >= 25
     u, v, r = np.median(framings, axis=0)
     assert abs(u) < 0.05 and abs(v) < 0.05 and 1.6 < r < 2.0   # centred, ~FRAMING_SCALE
