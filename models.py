@@ -4,6 +4,8 @@ Every model takes ``(N, 1, S, S)`` floats in [0, 1] and returns ``(N, 136)``:
 x0, y0, ..., x67, y67 in the [-1, 1] frame of the crop (see data_load.py).
 Build one from a checkpoint's plain-dict config with :func:`build_model`.
 """
+import inspect
+
 import torch
 import torch.nn as nn
 
@@ -103,7 +105,7 @@ def _separable(c_in, c_out, stride):
 
 
 class KeypointNet(nn.Module):
-    """The shipped net: a strided conv stem, depthwise-separable stages, and a
+    """HeatmapNet's predecessor: a strided conv stem, depthwise-separable stages, and a
     spatially aware head (1x1 squeeze, flatten, two FC layers) — few multiply-adds
     per face, so it runs in about a millisecond on a laptop CPU."""
 
@@ -130,11 +132,16 @@ class KeypointNet(nn.Module):
 
 
 class HeatmapNet(nn.Module):
-    """KeypointNet's backbone, a feature pyramid back to 1/4 resolution, one heatmap
+    """The shipped net (both checkpoints in saved_models/, with these defaults):
+    KeypointNet's backbone, a feature pyramid back to 1/4 resolution, one heatmap
     per keypoint, and a soft-argmax that turns each heatmap into (x, y) — integral
-    regression: the coordinates are read where the features are, not from an FC layer."""
+    regression: the coordinates are read where the features are, not from an FC layer.
 
-    def __init__(self, input_size=112, width=(32, 64, 128, 256), depth=(1, 2, 4, 2), neck=64,
+    The defaults are 80 px and 0.75x KeypointNet's widths: twice as wide (32..256, neck 64)
+    at 96 px scores 0.0006 better through the pipeline at twice the time per face, which
+    misses the per-face speed target (docs/experiments.md)."""
+
+    def __init__(self, input_size=80, width=(24, 48, 96, 192), depth=(1, 2, 4, 2), neck=48,
                  heads=1, markup=0):
         super().__init__()
         # heads > 1: one heatmap layer per markup (Udacity's and 300-W's place the same 68
@@ -208,6 +215,18 @@ def build_model(config):
         return ARCHITECTURES[arch](**config)
     except TypeError as e:    # a keyword the constructor does not take
         raise ValueError(f"{arch}: {e}") from None
+
+
+def full_config(config):
+    """``config`` with every constructor argument its architecture takes filled in (lists
+    for tuples), so a checkpoint rebuilds the same net even if a default changes later."""
+    config = dict(config)
+    build_model(config)     # checks the name and the keywords
+    signature = inspect.signature(ARCHITECTURES[config["arch"]].__init__)
+    for name, param in list(signature.parameters.items())[1:]:
+        value = config.get(name, param.default)
+        config[name] = list(value) if isinstance(value, tuple) else value
+    return config
 
 
 def count_parameters(model):

@@ -11,12 +11,13 @@ import argparse
 import copy
 import csv
 import dataclasses
+import inspect
 import json
 import os
 import random
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,16 +25,11 @@ from tqdm import tqdm
 
 import data_load
 import models
+from atomic import write_atomic
 from checkpoint import load_checkpoint, save_checkpoint
 from losses import WingLoss, compute_loss, gaussian_targets, js_divergence, make_loss  # noqa: F401
 from metrics import nme_per_face
 from train_data import make_loaders, make_transform, measure_framings, parse_datasets  # noqa: F401
-
-
-# The shipped HeatmapNet: 1.5x the half width at 80 px. The wider 96 px net (models.HeatmapNet's
-# defaults, 150 epochs: --input-size 96 --model-kwargs '{}' --epochs 150) scores 0.0006 better
-# through the pipeline at twice the forward time, which misses the per-face speed target (model card).
-SHIPPED_NET = {"width": [24, 48, 96, 192], "neck": 48}
 
 
 @dataclass
@@ -45,66 +41,65 @@ class TrainConfig:
     data_dir: str = ""            # Udacity dataset root; empty: $FKP_DATA_DIR, else ./data
     wild_dirs: str = ""           # 300w: comma-separated 300-W-layout folders or dlib .xml files
     cache_dir: str = ""           # where 300-W face crops are cached; empty: $FKP_CACHE_DIR, else ./cache
-    out_dir: str = "runs/heatmapnet"
+    out_dir: str = "runs/heatmapnet"  # last.pt, best.pt, history.csv and loss.png go here
     arch: str = "heatmapnet"      # one of models.ARCHITECTURES
     input_size: int = 80          # side of the square grayscale crop, pixels
-    model_kwargs: dict = None     # constructor arguments (JSON); None: SHIPPED_NET for heatmapnet,
-                                  # the constructor's defaults for the other architectures
-    epochs: int = 250             # ~50 min on 2 CPU cores for the shipped net
-    batch_size: int = 32
+    model_kwargs: dict = None     # constructor arguments (JSON) beyond the architecture's defaults
+                                  # (models.HeatmapNet's are the shipped net's)
+    epochs: int = 250             # passes over the training set (~50 min on 2 CPU cores for the
+                                  # Udacity model)
+    batch_size: int = 32          # faces per optimizer step
     optimizer: str = "adam"       # adam | adamw | sgd
     lr: float = 2e-3              # peak learning rate; cosine decay to 0 after warm-up
-    warmup_epochs: int = 2
-    weight_decay: float = 0.0     # L2 in Adam; 1e-4: test NME 0.0006 worse (model card)
+    warmup_epochs: int = 2        # linear warm-up of the learning rate from ~0 to --lr
+    weight_decay: float = 0.0     # L2 in Adam; 1e-4: test NME 0.0006 worse (docs/experiments.md)
     loss: str = "smoothl1"        # smoothl1 | l1 | mse | wing
     smooth_l1_beta: float = 0.01  # in the [-1, 1] frame: ~0.4 px at 80 px, i.e. L1-like
-    wing_width: float = 0.15      # Wing loss (Feng et al., 2018): log-shaped below this error,
-    wing_curvature: float = 0.03  # L1 above; the curvature sets how sharply small errors are
-                                  # weighted. [-1, 1] frame: ~7 px and ~1.5 px at 96 px, the
-                                  # paper's 10 and 2 px on a 64 px face scaled to our framing
-                                  # full recipe with --loss wing: test NME 0.0437 via the
-                                  # pipeline vs 0.0429 (model card)
+    wing_width: float = 0.15      # Wing loss (Feng et al., 2018): log-shaped below this error, L1
+                                  # above ([-1, 1] frame: ~7 px at 96 px, the paper's 10 px on a
+                                  # 64 px face scaled to our framing); the full recipe with --loss
+                                  # wing: test NME 0.0437 via the pipeline vs 0.0429
+    wing_curvature: float = 0.03  # Wing loss: how sharply small errors are weighted (~1.5 px at
+                                  # 96 px, the paper's 2 px)
     heatmap_reg: float = 0.0      # weight of a Jensen-Shannon pull of each heatmap towards a
                                   # Gaussian at its keypoint (DSNT); 0: off. 0.1 trains faster
-                                  # but did not lower the test NME of a full run (model card)
+                                  # but did not lower the test NME of a full run (docs/experiments.md)
     heatmap_sigma: float = 1.0    # that Gaussian's standard deviation, in heatmap cells
-    val_fraction: float = 0.1     # fraction of people held out for validation
+    val_fraction: float = 0.1     # fraction of people (Udacity) or images (300-W) held out for validation
     framing: str = "detector"     # detector: replay Haar ROI framings measured on the training
-                                  # faces (detect.measure_framings); keypoints: face_square only
+                                  # faces (framing.measure_framings); keypoints: face_square only
     rotation: float = 20.0        # augmentation: max rotation, degrees
     translate: float = 0.05       # max shift, fraction of the crop (on top of the framing jitter)
-    scale_min: float = 0.9        # zoom range of the random affine warp
-    scale_max: float = 1.1
-    brightness: float = 0.4       # colour jitter factors
-    contrast: float = 0.4
+    scale_min: float = 0.9        # smallest zoom of the random affine warp
+    scale_max: float = 1.1        # largest zoom of the random affine warp
+    brightness: float = 0.4       # colour jitter: brightness scaled by 1 +- this at most
+    contrast: float = 0.4         # colour jitter: contrast scaled by 1 +- this at most
     flip: float = 0.5             # probability of a mirrored face (identities swapped)
     degrade: float = 0.3          # probability of one random blur, noise, JPEG or low-resolution
                                   # degradation (degrade.TRAIN_RANGES); 0: off. 0.3: far fewer
                                   # failures on blurred or noisy images, clean test NME 0.0009
-                                  # worse (model card)
+                                  # worse (docs/experiments.md)
     ema: float = 0.0              # decay per step of an exponential moving average of the
                                   # weights and BatchNorm statistics, which validation scores
                                   # and best.pt holds; 0: off. 0.998 averages ~500 steps (~6 epochs)
     subset: int = 0               # >0: use only the first N training rows (smoke runs)
     train_people: float = 1.0     # <1: train on this fraction of the training people (learning
                                   # curves); the validation people stay the same
-    num_workers: int = 2
-    seed: int = 0
+    num_workers: int = 2          # data-loading processes (augmentation runs there)
+    seed: int = 0                 # seeds the validation split, the shuffling and the augmentations
     device: str = "auto"          # auto | cpu | cuda
     dry_run: bool = False         # a few batches of one epoch, to check the plumbing
     resume: bool = False          # continue from out_dir/last.pt
 
 
 def model_config(cfg):
-    kwargs = cfg.model_kwargs
-    if kwargs is None:
-        kwargs = SHIPPED_NET if cfg.arch == "heatmapnet" else {}
+    kwargs = cfg.model_kwargs or {}
     heads = len(parse_datasets(cfg.datasets))
     if heads > 1:
         if cfg.arch != "heatmapnet":
             raise ValueError(f"training on {cfg.datasets} needs one head per markup: --arch heatmapnet")
         kwargs = {**kwargs, "heads": heads}
-    return {"arch": cfg.arch, "input_size": cfg.input_size, **kwargs}
+    return models.full_config({"arch": cfg.arch, "input_size": cfg.input_size, **kwargs})
 
 
 def make_optimizer(cfg, params):
@@ -168,7 +163,7 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, device, cfg, m
 
 
 @torch.no_grad()
-def evaluate(model, loader, loss_fn, device, max_batches=None):
+def validate(model, loader, loss_fn, device, max_batches=None):
     """(mean loss, mean NME) on ``loader``; NME uses the outer eye corners."""
     model.eval()
     total, count, nmes = 0.0, 0, []
@@ -185,12 +180,13 @@ def evaluate(model, loader, loss_fn, device, max_batches=None):
 def write_history(out_dir, history):
     """history.csv and loss.png (train and validation loss in one plot), atomically."""
     from matplotlib.figure import Figure   # no pyplot: leaves a notebook's backend alone
-    path = os.path.join(out_dir, "history.csv")
-    with open(path + ".tmp", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(path + ".tmp", path)
+
+    def write_csv(tmp):
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(history[0]))
+            writer.writeheader()
+            writer.writerows(history)
+    write_atomic(os.path.join(out_dir, "history.csv"), write_csv)
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
     epochs = [h["epoch"] for h in history]
@@ -199,8 +195,26 @@ def write_history(out_dir, history):
     ax.set(xlabel="epoch", ylabel="loss", yscale="log", title="Loss per epoch")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "loss.tmp.png"), dpi=100)
-    os.replace(os.path.join(out_dir, "loss.tmp.png"), os.path.join(out_dir, "loss.png"))
+    write_atomic(os.path.join(out_dir, "loss.png"), lambda tmp: fig.savefig(tmp, dpi=100))
+
+
+def rng_state(loader):
+    """Every random state an epoch draws from: torch's, Python's and NumPy's (augmentations
+    run in the main process without workers) and the loader's (shuffling, worker seeds)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": random.getstate(), "loader": loader.generator.get_state(),
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss]}
+
+
+def set_rng_state(state, loader):
+    if isinstance(state, torch.Tensor):     # checkpoints written before the other states were kept
+        torch.set_rng_state(state)
+        return
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    loader.generator.set_state(state["loader"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
 
 
 def pick_device(name):
@@ -237,7 +251,7 @@ def train(cfg):
         scheduler.load_state_dict(state["scheduler"])
         history, best = state["history"], state["best_val_loss"]
         start = state["epoch"] + 1
-        torch.set_rng_state(state["rng"])
+        set_rng_state(state["rng"], train_loader)
         print(f"resumed from {last_path} at epoch {state['epoch']}")
     max_batches = 3 if cfg.dry_run else None
     epochs = start if cfg.dry_run else cfg.epochs
@@ -245,7 +259,7 @@ def train(cfg):
         t0 = time.time()
         train_loss = train_one_epoch(model, train_loader, loss_fn, optimizer, scheduler, device, cfg,
                                      max_batches, average)
-        val_loss, val_nme = evaluate(scored, val_loader, loss_fn, device, max_batches)
+        val_loss, val_nme = validate(scored, val_loader, loss_fn, device, max_batches)
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                         "val_nme": val_nme, "lr": optimizer.param_groups[0]["lr"],
                         "seconds": time.time() - t0})
@@ -255,7 +269,7 @@ def train(cfg):
                             "markups": parse_datasets(cfg.datasets), "train": dataclasses.asdict(cfg)},
                  "model": scored.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history,
-                 "best_val_loss": min(best, val_loss), "val_nme": val_nme, "rng": torch.get_rng_state()}
+                 "best_val_loss": min(best, val_loss), "val_nme": val_nme, "rng": rng_state(train_loader)}
         if average:
             state["trained_model"] = model.state_dict()   # what --resume continues from
         if val_loss < best:
@@ -266,18 +280,31 @@ def train(cfg):
     return history
 
 
+def field_help():
+    """{field: its comment in TrainConfig}: the one place each knob is explained, shown by --help."""
+    helps, name = {}, None
+    for line in inspect.getsource(TrainConfig).splitlines():
+        code, _, comment = line.partition("#")
+        if ":" in code and "=" in code:
+            name = code.split(":")[0].strip()
+            helps[name] = comment.strip()
+        elif name and not code.strip() and comment:
+            helps[name] += " " + comment.strip()
+    return helps
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    helps = field_help()
     for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        flag, explanation = "--" + f.name.replace("_", "-"), helps.get(f.name, "").replace("%", "%%")
         if f.type is bool or f.type == "bool":
-            parser.add_argument(flag, action="store_true", help=f"(default: {default})")
+            parser.add_argument(flag, action="store_true", help=explanation)
         elif f.type is dict or f.type == "dict":
-            parser.add_argument(flag, type=json.loads, default=default, help="JSON object")
+            parser.add_argument(flag, type=json.loads, default=f.default, help=f"{explanation} (default: %(default)s)")
         else:
             kind = {"int": int, "float": float, "str": str}.get(f.type, f.type)
-            parser.add_argument(flag, type=kind, default=default, help=f"(default: {default})")
+            parser.add_argument(flag, type=kind, default=f.default, help=f"{explanation} (default: %(default)s)")
     return TrainConfig(**vars(parser.parse_args(argv)))
 
 

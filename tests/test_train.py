@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+import models
 import train
 from checkpoint import load_checkpoint
+from conftest import SHIPPED_MODEL
 
 
 def config(data_dir, out_dir, **overrides):
@@ -40,17 +42,34 @@ def test_run_writes_checkpoints_history_and_plot(short_run):
     rows = list(csv.DictReader(open(out / "history.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
     best = load_checkpoint(str(out / "best.pt"))
-    assert best["config"]["model"] == {"arch": "keypointnet", "input_size": 64}
+    model = best["config"]["model"]     # every constructor argument, so a changed default cannot alter it
+    assert model["arch"] == "keypointnet" and model["input_size"] == 64 and model["width"] == [32, 64, 128, 256]
     assert best["epoch"] == min(history, key=lambda h: h["val_loss"])["epoch"]
     assert "optimizer" in best and best["config"]["train"]["seed"] == 0
 
 
-def test_resume_continues_where_it_stopped(data_dir, tmp_path):
-    train.train(config(data_dir, tmp_path, epochs=3, subset=96, framing="keypoints"))
-    state = load_checkpoint(str(tmp_path / "last.pt"))
-    state_epochs = state["epoch"]
-    history = train.train(config(data_dir, tmp_path, epochs=4, subset=96, framing="keypoints", resume=True))
-    assert state_epochs == 3 and [h["epoch"] for h in history] == [1, 2, 3, 4]
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_an_interrupted_run_resumed_ends_with_the_uninterrupted_weights(data_dir, tmp_path, monkeypatch, ema):
+    run = dict(epochs=3, subset=96, ema=ema)        # detector framing, rotation, flips: random draws
+    train.train(config(data_dir, tmp_path / "whole", **run))
+    one_epoch, calls = train.train_one_epoch, []
+
+    def interrupted(*args, **kwargs):               # Ctrl-C during the third epoch
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return one_epoch(*args, **kwargs)
+    monkeypatch.setattr(train, "train_one_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train.train(config(data_dir, tmp_path / "cut", **run))
+    assert load_checkpoint(str(tmp_path / "cut" / "last.pt"))["epoch"] == 2
+    monkeypatch.setattr(train, "train_one_epoch", one_epoch)
+    history = train.train(config(data_dir, tmp_path / "cut", resume=True, **run))
+    whole, resumed = (load_checkpoint(str(tmp_path / d / "last.pt")) for d in ("whole", "cut"))
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert [h["train_loss"] for h in history] == [h["train_loss"] for h in whole["history"]]
+    for key in whole["model"]:
+        assert torch.equal(whole["model"][key], resumed["model"][key]), key
 
 
 def test_same_seed_same_result(data_dir, tmp_path):
@@ -132,10 +151,13 @@ def test_ema_run_scores_and_ships_the_average_and_resumes_the_trained_weights(da
     assert [h["epoch"] for h in history] == [1, 2, 3] and resumed["epoch"] == 3
 
 
-def test_default_recipe_builds_the_shipped_net_and_other_archs_their_own():
-    assert train.model_config(train.TrainConfig()) == {"arch": "heatmapnet", "input_size": 80, **train.SHIPPED_NET}
-    assert train.model_config(train.TrainConfig(arch="net")) == {"arch": "net", "input_size": 80}
-    assert train.model_config(train.TrainConfig(model_kwargs={})) == {"arch": "heatmapnet", "input_size": 80}
+def test_default_recipe_and_plain_heatmapnet_are_the_shipped_net():
+    shipped = load_checkpoint(SHIPPED_MODEL)["config"]["model"]
+    assert train.model_config(train.TrainConfig()) == models.full_config(shipped)
+    assert models.count_parameters(models.HeatmapNet()) == models.count_parameters(models.build_model(shipped))
+    net = train.model_config(train.TrainConfig(arch="net"))
+    assert net["arch"] == "net" and net["input_size"] == 80 and net["channels"] == [32, 64, 128, 256]
+    assert models.build_model(net)(torch.zeros(2, 1, 80, 80)).shape == (2, 136)
 
 
 def test_a_keyword_the_net_does_not_take_is_a_one_line_error(data_dir, tmp_path):
