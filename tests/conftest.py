@@ -7,18 +7,51 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import data_300w  # noqa: E402
 import data_load  # noqa: E402
+from find_data import candidates, find_udacity_data  # noqa: E402
 
-SHARED_DATA = os.path.join(ROOT, "..", "shared", "data", "facial_keypoints")
 SHIPPED_MODEL = os.path.join(ROOT, "saved_models", "keypointnet.pt")
+_deselected_wild = []
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "wild_photos: scores real 300-W photographs ($FKP_300W_DIR)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without a 300-W copy (it cannot be downloaded), the tests marked wild_photos are
+    deselected, and the summary says so: never a silent skip."""
+    if data_300w.find_300w_dir() is None:
+        _deselected_wild.extend(i for i in items if i.get_closest_marker("wild_photos"))
+        if _deselected_wild:
+            config.hook.pytest_deselected(items=_deselected_wild)
+            items[:] = [i for i in items if not i.get_closest_marker("wild_photos")]
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _deselected_wild:
+        terminalreporter.write_line(f"{len(_deselected_wild)} tests deselected: they score real 300-W "
+                                    f"photographs (set {data_300w.WILD_DIR_ENV} to a 300-W copy)", yellow=True)
+
+
+def pytest_sessionfinish(session):
+    """A skipped test fails the run: `make test` never passes by skipping."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped and session.exitstatus == 0:
+        reporter.ensure_newline()
+        reporter.write_line(f"{len(skipped)} tests skipped: a skip counts as a failure here", red=True)
+        session.exitstatus = 1
 
 
 @pytest.fixture(scope="session")
 def data_dir():
-    """The dataset: $FKP_DATA_DIR, else ../shared/data/facial_keypoints."""
-    path = os.environ.get(data_load.DATA_DIR_ENV) or SHARED_DATA
-    if not os.path.isdir(path):
-        pytest.skip(f"dataset not found at {path} (set {data_load.DATA_DIR_ENV})")
+    """Udacity's data: $FKP_DATA_DIR, else ./data, else ../shared/data/facial_keypoints."""
+    path = find_udacity_data()
+    if path is None:
+        pytest.fail(f"Udacity's data not found in {' or '.join(candidates())}: run `make data` "
+                    f"or set {data_load.DATA_DIR_ENV}", pytrace=False)
     return path
 
 
