@@ -31,7 +31,7 @@ from framing import DEFAULT_MARGIN, pad_box, roi_square  # noqa: F401  (notebook
 from keypointer import DEFAULT_CHECKPOINT, Keypointer
 
 # Re-framing passes on the predicted keypoints. The model trains on the detector's own
-# framings, so one pass is enough by default (measured in the model card).
+# framings, so one pass is enough by default (measured in the model card: --refine 1 gains 0.0013 NME for twice the time).
 DEFAULT_REFINE = 0
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 OUTPUT_DIR = "outputs"
