@@ -133,7 +133,8 @@ def download(data_dir, urls=URLS, archive=None, force=False):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir", default=os.environ.get(data_files.DATA_DIR_ENV) or data_files.DEFAULT_DATA_DIR)
+    p.add_argument("--data-dir", default=os.environ.get(data_files.DATA_DIR_ENV) or data_files.DEFAULT_DATA_DIR,
+                   help="where the data goes (default: $FKP_DATA_DIR, else ./data: %(default)s)")
     p.add_argument("--url", action="append", help="download from here instead (repeatable)")
     p.add_argument("--archive", help="use this local zip instead of downloading")
     p.add_argument("--force", action="store_true", help="replace data already present")
