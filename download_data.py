@@ -57,6 +57,10 @@ def verify_archive(path):
         if bad:
             raise data_files.DataError(f"{path}: corrupt member {bad}")
         names = set(archive.namelist())
+        for name in names:      # "zip slip": a member must not land outside the target folder
+            parts = name.replace("\\", "/").split("/")
+            if name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
+                raise data_files.DataError(f"{path}: member {name!r} would be written outside the data folder")
         root, rows = data_root(names), {}
         for split in ("train", "test"):
             csv_name, image_dir = (os.path.relpath(p, "/") for p in data_files.split_paths("/", split))
@@ -86,6 +90,8 @@ def unpack(path, root, data_dir):
                 if not member.startswith(root) or not rel or rel.split("/")[0] not in LAYOUT:
                     continue
                 target = os.path.join(staging, rel)
+                if not os.path.abspath(target).startswith(os.path.abspath(staging) + os.sep):
+                    raise data_files.DataError(f"{path}: member {member!r} would be written outside the data folder")
                 if member.endswith("/"):
                     os.makedirs(target, exist_ok=True)
                     continue

@@ -159,3 +159,16 @@ def test_download_failure_is_one_line(tmp_path):
                          capture_output=True, text=True)
     assert run.returncode != 0
     assert run.stderr.strip().splitlines()[-1].startswith("error: download failed")
+
+
+@pytest.mark.parametrize("member", ["training/../../escaped.txt", "/abs/escaped.txt", "../escaped.txt"])
+def test_download_refuses_a_member_that_escapes_the_folder(tmp_path, data_dir, member):
+    archive = tmp_path / "slip.zip"
+    make_archive(archive, data_dir, "")
+    with zipfile.ZipFile(archive, "a") as zf:
+        zf.writestr(member, "outside")
+    target = tmp_path / "deep" / "er" / "data"
+    with pytest.raises(dl.DataError, match="outside the data folder"):
+        download_data.download(str(target), archive=str(archive))
+    assert not target.exists()
+    assert not [p for p in tmp_path.rglob("escaped.txt")]

@@ -230,3 +230,35 @@ def test_evaluation_pipeline_reuses_the_detectors_gray_image_only_for_that_image
     fresh_dark = detect.keypoints_for_boxes(detect.to_gray(darker), box[None], pipeline[1])[0]
     np.testing.assert_array_equal(landmarks(darker, box), fresh_dark)
     assert not np.array_equal(fresh, fresh_dark)
+
+
+class ShapeKeypointer(CentreKeypointer):
+    """A stand-in model that places a fixed 68-point shape in the upper left of every crop."""
+    shape = np.random.default_rng(5).uniform(8, 40, (68, 2)).astype(np.float32)
+
+    def __call__(self, crops):
+        return np.repeat(self.shape[None], len(crops), 0)
+
+
+def test_each_refine_pass_reframes_the_crop_on_the_previous_keypoints(monkeypatch):
+    calls, predict = [], detect.predict_squares
+
+    def spy(gray, squares, keypointer):
+        calls.append(np.array(squares, np.float64))
+        return predict(gray, squares, keypointer)
+    monkeypatch.setattr(detect, "predict_squares", spy)
+    gray, model = np.zeros((300, 400), np.uint8), ShapeKeypointer()
+    out = detect.keypoints_for_squares(gray, [(10.0, 20.0, 100.0)], model, refine=2)
+    assert len(calls) == 3
+    first = dl.uncrop_points(model.shape, calls[0][0], model.input_size)
+    np.testing.assert_allclose(calls[1][0], dl.face_square(first, model.framing_scale), atol=1e-4)
+    np.testing.assert_allclose(out[0], dl.uncrop_points(model.shape, calls[2][0], model.input_size), atol=1e-3)
+
+
+def test_a_refine_pass_moves_the_real_models_points_a_little(pipeline, astronaut_faces):
+    gray = detect.to_gray(detect.sample_image())
+    box = np.array(astronaut_faces[0]["box"], np.float64)
+    once, twice = (detect.keypoints_for_boxes(gray, box[None], pipeline[1], refine=r)[0] for r in (0, 1))
+    eye = np.linalg.norm(once[36] - once[45])
+    moved = np.linalg.norm(once - twice, axis=1).mean() / eye
+    assert 0 < moved < 0.05

@@ -1,5 +1,6 @@
 """NME, failure rate and AUC on constructed predictions with known answers."""
 import numpy as np
+import pytest
 
 from metrics import heatmap_spread, nme_per_face, summarize
 
@@ -39,3 +40,14 @@ def test_heatmap_spread_of_a_point_a_pair_and_a_uniform_map():
     pair[3, 1] = pair[3, 7] = 0.5                      # 3 cells either side of the mean
     spread = heatmap_spread(np.stack([point, pair, uniform]))
     np.testing.assert_allclose(spread, [0.0, 3.0, np.sqrt(2 * (64 - 1) / 12)], atol=1e-9)
+
+
+def test_a_missed_face_is_a_failure_entering_the_mean_at_the_threshold():
+    from evaluate import score
+    results = [{"nme": 0.02}, {"nme": 0.04}, {"nme": None}, {"nme": 0.12}]
+    summary = score(results)
+    assert summary["nme"] == pytest.approx((0.02 + 0.04 + 0.10 + 0.12) / 4)
+    assert summary["nme_detected"] == pytest.approx(0.06)
+    assert summary["failure_rate"] == 0.5 and summary["missed"] == 1 and summary["detection_rate"] == 0.75
+    # CED: 1/4 of the faces from 0.02, 2/4 from 0.04; the missed one never: (0.25 * 0.02 + 0.5 * 0.06) / 0.1
+    assert summary["auc"] == pytest.approx(0.35, abs=0.005)

@@ -5,16 +5,17 @@ import torch
 
 import models
 from checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
-from keypointer import ONNX_TOLERANCE, Keypointer
+from keypointer import DEFAULT_CHECKPOINT, ONNX_TOLERANCE, UDACITY_CHECKPOINT, Keypointer
 
 
 @pytest.mark.parametrize("config", [
     {"arch": "net", "input_size": 96}, {"arch": "net", "input_size": 112},
     {"arch": "naimishnet", "input_size": 96}, {"arch": "oneconv", "input_size": 64},
-    {"arch": "smallnet", "input_size": 96}, {"arch": "keypointnet", "input_size": 112}])
+    {"arch": "smallnet", "input_size": 96}, {"arch": "keypointnet", "input_size": 112},
+    {"arch": "heatmapnet"}, {"arch": "heatmapnet", "heads": 2, "markup": 1}])     # the shipped net
 def test_every_model_maps_gray_crops_to_136_values(config):
     model = models.build_model(config).eval()
-    size = config["input_size"]
+    size = models.full_config(config)["input_size"]
     assert model(torch.rand(2, 1, size, size)).shape == (2, 136)
 
 
@@ -57,11 +58,42 @@ def test_checkpoint_rebuilds_the_same_model(tmp_path):
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
 
 
-def test_onnx_backend_matches_torch(tmp_path):
-    _, path = _checkpoint(tmp_path)
-    crops = np.random.default_rng(1).random((4, 1, 64, 64))
+@pytest.mark.parametrize("which", ["small", UDACITY_CHECKPOINT, DEFAULT_CHECKPOINT])
+def test_onnx_backend_matches_torch(tmp_path, which):
+    path = _checkpoint(tmp_path)[1] if which == "small" else which
+    size = Keypointer(path, "torch").input_size
+    crops = np.random.default_rng(1).random((4, 1, size, size))
     diff = np.abs(Keypointer(path, "onnx").raw(crops) - Keypointer(path, "torch").raw(crops)).max()
     assert diff < ONNX_TOLERANCE
+
+
+def test_onnx_export_command_writes_a_model_onnx_runtime_runs(tmp_path, capsys):
+    import onnxruntime
+    import keypointer
+    _, path = _checkpoint(tmp_path)
+    keypointer.main([path, "--onnx", str(tmp_path / "m.onnx")])
+    assert "max |onnx - torch|" in capsys.readouterr().out
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"))
+    crops = np.random.default_rng(4).random((2, 1, 64, 64)).astype(np.float32)
+    out = session.run(None, {session.get_inputs()[0].name: crops})[0]
+    np.testing.assert_allclose(out, Keypointer(path, "torch").raw(crops).reshape(out.shape), atol=ONNX_TOLERANCE)
+    with pytest.raises(SystemExit, match="error: .*checkpoint not found"):
+        keypointer.main([str(tmp_path / "none.pt"), "--onnx", str(tmp_path / "x.onnx")])
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_release_export_drops_the_optimizer_and_keeps_the_weights(tmp_path, capsys):
+    import checkpoint
+    model, path = _checkpoint(tmp_path)
+    state = load_checkpoint(path)
+    state.update(optimizer={"state": {}}, epoch=3, history=[{"epoch": 3}])
+    save_checkpoint(state, path)
+    checkpoint.main([path, str(tmp_path / "release.pt")])
+    release = load_checkpoint(str(tmp_path / "release.pt"))
+    assert "optimizer" not in release and release["epoch"] == 3
+    assert all(torch.equal(release["model"][k], v) for k, v in model.state_dict().items())
+    with pytest.raises(SystemExit, match="error: .*not found"):
+        checkpoint.main([str(tmp_path / "none.pt"), str(tmp_path / "r2.pt")])
 
 
 def test_bad_checkpoints_give_clear_errors(tmp_path):
