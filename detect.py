@@ -23,6 +23,7 @@ import time
 import cv2
 import numpy as np
 
+import pose
 from checkpoint import CheckpointError
 from atomic import write_atomic
 from data_load import DataError, crop_square_array, face_square, load_image, uncrop_points
@@ -75,8 +76,9 @@ def detect_keypoints(image, detector, keypointer, margin=DEFAULT_MARGIN, refine=
     return [{"box": [int(round(v)) for v in b], "keypoints": kp} for b, kp in zip(boxes, keypoints)]
 
 
-def draw_faces(image, faces, thickness=None):
-    """A copy of the RGB image with boxes, facial-part lines and keypoints drawn."""
+def draw_faces(image, faces, thickness=None, axes=False):
+    """A copy of the RGB image with boxes, facial-part lines and keypoints drawn (and each
+    head's pose axes with ``axes``)."""
     canvas = np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2 else image[..., :3]).copy()
     t = thickness or max(1, round(max(canvas.shape[:2]) / 400))
     for face in faces:
@@ -87,13 +89,17 @@ def draw_faces(image, faces, thickness=None):
             cv2.polylines(canvas, [kp[list(indices)]], closed, (0, 255, 0), t, cv2.LINE_AA)
         for px, py in kp:
             cv2.circle(canvas, (int(px), int(py)), t + 1, (255, 0, 255), -1, cv2.LINE_AA)
+        if axes:
+            pose.draw_axes(canvas, face["keypoints"], t + 1)
     return canvas
 
 
 def face_record(name, image, faces):
-    """The JSON record of one image or frame."""
-    return {"image": name, "width": int(image.shape[1]), "height": int(image.shape[0]),
-            "faces": [{"box": f["box"], "keypoints": np.round(f["keypoints"].astype(np.float64), 2).tolist()} for f in faces]}
+    """The JSON record of one image or frame: each face's box, keypoints and head pose."""
+    height, width = image.shape[:2]
+    return {"image": name, "width": int(width), "height": int(height),
+            "faces": [{"box": f["box"], "keypoints": np.round(f["keypoints"].astype(np.float64), 2).tolist(),
+                       "pose": pose.head_pose(f["keypoints"], width, height)} for f in faces]}
 
 
 def save_image(path, rgb):
@@ -110,14 +116,14 @@ def save_json(path, records):
     write_atomic(path, write)
 
 
-def run_image(image, name, out_path, detect):
+def run_image(image, name, out_path, detect, draw=draw_faces):
     faces = detect(image)
-    save_image(out_path, draw_faces(image, faces))
+    save_image(out_path, draw(image, faces))
     print(f"{name}: {len(faces)} face(s)" + ("" if faces else " — no face found") + f" -> {out_path}")
     return face_record(name, image, faces)
 
 
-def run_video(path, out_path, detect):
+def run_video(path, out_path, detect, draw=draw_faces):
     """Annotate every frame; returns one record per frame and prints frames per second."""
     from tqdm import tqdm
     capture = cv2.VideoCapture(path)
@@ -138,7 +144,7 @@ def run_video(path, out_path, detect):
                 faces = detect(rgb)
                 if writer is None:
                     writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, rgb.shape[1::-1])
-                writer.write(cv2.cvtColor(draw_faces(rgb, faces), cv2.COLOR_RGB2BGR))
+                writer.write(cv2.cvtColor(draw(rgb, faces), cv2.COLOR_RGB2BGR))
                 records.append(face_record(f"{os.path.basename(path)}#{index}", rgb, faces))
         finally:
             if writer is not None:
@@ -174,15 +180,18 @@ def run(args):
 
     def detect(image):
         return detect_keypoints(image, detector, keypointer, args.margin, args.refine)
+
+    def draw(image, faces):
+        return draw_faces(image, faces, axes=args.pose)
     failures, records, single = [], [], False
     if args.input is None:
-        records, single = [run_image(sample_image(), "astronaut", output_path(args, "astronaut", ".png"), detect)], True
+        records, single = [run_image(sample_image(), "astronaut", output_path(args, "astronaut", ".png"), detect, draw)], True
     elif os.path.isdir(args.input):
         folder_out = args.out or os.path.join(OUTPUT_DIR, os.path.basename(os.path.normpath(args.input)))
         for name in sorted(f for f in os.listdir(args.input) if not f.startswith(".")):
             try:
                 out = os.path.join(folder_out, os.path.splitext(name)[0] + "_keypoints.png")
-                records.append(run_image(load_image(os.path.join(args.input, name)), name, out, detect))
+                records.append(run_image(load_image(os.path.join(args.input, name)), name, out, detect, draw))
             except DataError as e:
                 failures.append(str(e))
     elif not os.path.exists(args.input):
@@ -191,9 +200,9 @@ def run(args):
         name = os.path.basename(args.input)
         stem, ext = os.path.splitext(name)
         if ext.lower() in VIDEO_EXTENSIONS:
-            records = run_video(args.input, output_path(args, stem, ".mp4"), detect)
+            records = run_video(args.input, output_path(args, stem, ".mp4"), detect, draw)
         else:
-            records, single = [run_image(load_image(args.input), name, output_path(args, stem, ".png"), detect)], True
+            records, single = [run_image(load_image(args.input), name, output_path(args, stem, ".png"), detect, draw)], True
     if args.json:
         save_json(args.json, records[0] if single else records)
         print(f"keypoints -> {args.json}")
@@ -223,6 +232,8 @@ def parse_args(argv=None):
     p.add_argument("--scale-factor", type=float, default=1.1, help="Haar image-pyramid step (default: 1.1)")
     p.add_argument("--min-neighbors", type=int, default=5, help="Haar detections to confirm a face (default: 5)")
     p.add_argument("--min-size", type=int, default=30, help="smallest face side, pixels (default: 30)")
+    p.add_argument("--pose", action="store_true",
+                   help="draw each head's pose axes (yaw, pitch and roll are always in the JSON; pose.py)")
     p.add_argument("--refine", type=int, default=DEFAULT_REFINE,
                    help="re-frame on the predicted keypoints and predict again, N times (default: %(default)s)")
     return p.parse_args(argv)

@@ -148,6 +148,16 @@ def test_cli_default_sample_and_json(tmp_path):
     assert (record["image"], record["width"], record["height"]) == ("astronaut", 512, 512)
     assert len(record["faces"]) == 1 and len(record["faces"][0]["keypoints"]) == 68
     assert cv2.imread(str(tmp_path / "astro.png")).shape == (512, 512, 3)
+    face_pose = record["faces"][0]["pose"]        # a nearly frontal face
+    assert set(face_pose) == {"yaw", "pitch", "roll"} and all(abs(v) < 30 for v in face_pose.values())
+
+
+def test_pose_axes_are_drawn_on_request(astronaut_faces):
+    image = detect.sample_image()
+    plain, with_axes = detect.draw_faces(image, astronaut_faces), detect.draw_faces(image, astronaut_faces, axes=True)
+    changed = np.argwhere((plain != with_axes).any(2))
+    x, y, w, h = astronaut_faces[0]["box"]
+    assert len(changed) > 50 and (changed[:, 1].mean(), changed[:, 0].mean()) == pytest.approx((x + w / 2, y + h / 2), abs=w / 2)
 
 
 def test_cli_video_end_to_end(tmp_path):
