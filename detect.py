@@ -4,6 +4,7 @@
     python detect.py photo.jpg --json faces.json
     python detect.py folder/ -o outputs/annotated
     python detect.py clip.mp4             # annotated video, frames per second reported
+    python detect.py photo.jpg --overlay sunglasses --pose
 
 The default model is the in-the-wild one (saved_models/keypointnet_wild.pt, 300-W markup);
 ``--checkpoint saved_models/keypointnet.pt`` is the course's Udacity-markup model.
@@ -23,6 +24,7 @@ import time
 import cv2
 import numpy as np
 
+import overlay
 import pose
 from checkpoint import CheckpointError
 from atomic import write_atomic
@@ -182,6 +184,8 @@ def run(args):
         return detect_keypoints(image, detector, keypointer, args.margin, args.refine)
 
     def draw(image, faces):
+        if args.overlay:
+            return overlay.apply(image, faces, args.overlay)
         return draw_faces(image, faces, axes=args.pose)
     failures, records, single = [], [], False
     if args.input is None:
@@ -232,6 +236,8 @@ def parse_args(argv=None):
     p.add_argument("--scale-factor", type=float, default=1.1, help="Haar image-pyramid step (default: 1.1)")
     p.add_argument("--min-neighbors", type=int, default=5, help="Haar detections to confirm a face (default: 5)")
     p.add_argument("--min-size", type=int, default=30, help="smallest face side, pixels (default: 30)")
+    p.add_argument("--overlay", choices=sorted(overlay.OVERLAYS),
+                   help="draw this on every face instead of its keypoints, placed by them (overlay.py)")
     p.add_argument("--pose", action="store_true",
                    help="draw each head's pose axes (yaw, pitch and roll are always in the JSON; pose.py)")
     p.add_argument("--refine", type=int, default=DEFAULT_REFINE,

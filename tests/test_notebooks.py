@@ -1,4 +1,4 @@
-"""The three notebooks run top to bottom in smoke mode; committed outputs stay untouched."""
+"""The four notebooks run top to bottom in smoke mode; committed outputs stay untouched."""
 import os
 import re
 import sys
@@ -37,10 +37,10 @@ def _figures(cell):
     return sum("image/png" in o.get("data", {}) for o in cell.get("outputs", []))
 
 
-def test_three_notebooks_are_present():
+def test_the_four_notebooks_are_present():
     names = [os.path.basename(p) for p in run_notebooks.NOTEBOOKS]
     assert names == ["1. Load and Visualize Data.ipynb", "2. Define the Network Architecture.ipynb",
-                     "3. Facial Keypoint Detection, Complete Pipeline.ipynb"]
+                     "3. Facial Keypoint Detection, Complete Pipeline.ipynb", "4. Fun with Keypoints.ipynb"]
 
 
 PROSE_NUMBER = re.compile(r"(?<![\d.])0\.\d{3,4}(?!\d)")
