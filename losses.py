@@ -44,7 +44,7 @@ def js_divergence(p, q, eps=1e-12):
 
 def predict(model, images, markups=None):
     """(N, 136) coordinates, each sample from the head of its markup on a multi-head model."""
-    if markups is not None and getattr(model, "heads", 1) > 1:
+    if markups is not None and getattr(getattr(model, "module", model), "heads", 1) > 1:   # DDP wraps it
         return model(images, markups)
     return model(images)
 

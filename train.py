@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 import data_load
+import distributed
 import models
 from atomic import write_atomic
 from checkpoint import load_checkpoint, save_checkpoint
@@ -230,7 +231,11 @@ def train(cfg):
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
-    device = pick_device(cfg.device)
+    device = distributed.setup(cfg.device) or pick_device(cfg.device)
+    main_process = distributed.is_main()     # only it prints, writes logs and checkpoints
+    log = print if main_process else (lambda *args, **kwargs: None)
+    if cfg.heatmap_reg and distributed.world_size() > 1:
+        raise ValueError("--heatmap-reg reads the heatmaps past DistributedDataParallel: train it in one process")
     os.makedirs(cfg.out_dir, exist_ok=True)
     train_loader, val_loader = make_loaders(cfg)
     model = models.build_model(model_config(cfg)).to(device)
@@ -252,19 +257,25 @@ def train(cfg):
         history, best = state["history"], state["best_val_loss"]
         start = state["epoch"] + 1
         set_rng_state(state["rng"], train_loader)
-        print(f"resumed from {last_path} at epoch {state['epoch']}")
+        log(f"resumed from {last_path} at epoch {state['epoch']}")
+    trained = distributed.wrap(model, device)        # = model in one process
     max_batches = 3 if cfg.dry_run else None
     epochs = start if cfg.dry_run else cfg.epochs
     for epoch in range(start, epochs + 1):
         t0 = time.time()
-        train_loss = train_one_epoch(model, train_loader, loss_fn, optimizer, scheduler, device, cfg,
+        if train_loader.sampler is not None and hasattr(train_loader.sampler, "set_epoch"):
+            train_loader.sampler.set_epoch(epoch)     # a new shuffle of the shards every epoch
+        train_loss = train_one_epoch(trained, train_loader, loss_fn, optimizer, scheduler, device, cfg,
                                      max_batches, average)
+        distributed.sync_buffers(model)
         val_loss, val_nme = validate(scored, val_loader, loss_fn, device, max_batches)
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                         "val_nme": val_nme, "lr": optimizer.param_groups[0]["lr"],
                         "seconds": time.time() - t0})
-        print(f"epoch {epoch:3d}/{cfg.epochs}  train {train_loss:.5f}  val {val_loss:.5f}  "
-              f"val NME {val_nme:.4f}  {history[-1]['seconds']:.0f}s", flush=True)
+        log(f"epoch {epoch:3d}/{cfg.epochs}  train {train_loss:.5f}  val {val_loss:.5f}  "
+            f"val NME {val_nme:.4f}  {history[-1]['seconds']:.0f}s", flush=True)
+        if not main_process:
+            continue
         state = {"config": {"model": model_config(cfg), "framing_scale": data_load.FRAMING_SCALE,
                             "markups": parse_datasets(cfg.datasets), "train": dataclasses.asdict(cfg)},
                  "model": scored.state_dict(), "optimizer": optimizer.state_dict(),
@@ -277,6 +288,7 @@ def train(cfg):
             save_checkpoint(state, best_path)
         save_checkpoint(state, last_path)
         write_history(cfg.out_dir, history)
+    distributed.barrier()      # every process ends with the same weights; rank 0 has written them
     return history
 
 
@@ -316,6 +328,10 @@ def main(argv=None):
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
         sys.exit(f"interrupted: resume with `python train.py --out-dir {cfg.out_dir} --resume ...`")
+    finally:
+        distributed.cleanup()
+    if not distributed.is_main():
+        return
     last = history[-1]
     print(f"done: best validation loss {min(h['val_loss'] for h in history):.5f}, "
           f"last val NME {last['val_nme']:.4f}; checkpoints in {cfg.out_dir}")

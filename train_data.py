@@ -15,6 +15,7 @@ import torch
 import data_300w
 import data_load
 import degrade
+import distributed
 import framing
 from face_detector import FaceDetector
 
@@ -121,12 +122,14 @@ def make_loaders(cfg):
     pairs = [sets[name](cfg) for name in parse_datasets(cfg.datasets)]
     train_set = torch.utils.data.ConcatDataset([WithMarkup(t, m) for m, (t, _) in enumerate(pairs)])
     val_set = WithMarkup(pairs[0][1], 0)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed + distributed.rank())   # each process its own draws
     # Workers restart each epoch, seeded from ``gen``: an epoch's augmentations then depend only
     # on the generator's state, which the checkpoint keeps, so --resume repeats them exactly.
     common = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, worker_init_fn=_seed_worker)
-    return (torch.utils.data.DataLoader(train_set, shuffle=True, drop_last=len(train_set) > cfg.batch_size,
-                                        generator=gen, **common),
+    shard = distributed.sampler(train_set, cfg.seed)      # None in one process: shuffle with ``gen``
+    return (torch.utils.data.DataLoader(train_set, shuffle=shard is None, sampler=shard, generator=gen,
+                                        drop_last=len(train_set) // distributed.world_size() > cfg.batch_size,
+                                        **common),
             torch.utils.data.DataLoader(val_set, shuffle=False, **common))
 
 
