@@ -5,6 +5,7 @@ x0, y0, ..., x67, y67 in the [-1, 1] frame of the crop (see data_load.py).
 Build one from a checkpoint's plain-dict config with :func:`build_model`.
 """
 import inspect
+import os
 
 import torch
 import torch.nn as nn
@@ -201,8 +202,76 @@ class HeatmapNet(nn.Module):
         return self.decode(self.probabilities(self.heatmaps(x, markups)))
 
 
+class ResNetKeypoints(nn.Module):
+    """A torchvision ResNet on the grayscale crop (transfer learning): its first convolution
+    takes one channel and its classifier becomes a 136-output keypoint head. The crop is
+    normalised by ImageNet's gray mean and spread, as the pretrained filters expect."""
+    DEPTH = 18
+    GRAY_MEAN, GRAY_STD = 0.449, 0.226      # ImageNet's RGB means and spreads, averaged
+
+    def __init__(self, input_size=96):
+        super().__init__()
+        import torchvision
+        self.input_size, self.frozen = input_size, False
+        self.backbone = getattr(torchvision.models, f"resnet{self.DEPTH}")(weights=None)
+        self.backbone.conv1 = nn.Conv2d(1, 64, 7, 2, 3, bias=False)
+        self.backbone.fc = nn.Linear(self.backbone.fc.in_features, NUM_OUTPUTS)
+
+    def forward(self, x):
+        return self.backbone((x - self.GRAY_MEAN) / self.GRAY_STD)
+
+    def load_imagenet(self, state):
+        """Load torchvision's ImageNet state dict: RGB stem filters summed into one gray
+        channel, the 1000-class classifier left out."""
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        state["conv1.weight"] = state["conv1.weight"].sum(1, keepdim=True)
+        missing, unexpected = self.backbone.load_state_dict(state, strict=False)
+        if unexpected or set(missing) != {"fc.weight", "fc.bias"}:
+            raise ValueError(f"not resnet{self.DEPTH} ImageNet weights (missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+    def freeze_backbone(self):
+        """Train the keypoint head alone: the backbone's weights and BatchNorm statistics stay."""
+        self.frozen = True
+        for name, param in self.backbone.named_parameters():
+            param.requires_grad_(name.startswith("fc."))
+        return self.train(self.training)
+
+    def train(self, mode=True):
+        super().train(mode)
+        if self.frozen:
+            for module in self.backbone.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.eval()
+        return self
+
+
+class ResNet18Keypoints(ResNetKeypoints):
+    DEPTH = 18
+
+
+class ResNet50Keypoints(ResNetKeypoints):
+    DEPTH = 50
+
+
 ARCHITECTURES = {"net": Net, "naimishnet": NaimishNet, "oneconv": OneConvNet,
-                 "smallnet": SmallNet, "keypointnet": KeypointNet, "heatmapnet": HeatmapNet}
+                 "smallnet": SmallNet, "keypointnet": KeypointNet, "heatmapnet": HeatmapNet,
+                 "resnet18": ResNet18Keypoints, "resnet50": ResNet50Keypoints}
+IMAGENET_WEIGHTS = {"resnet18": "ResNet18_Weights.IMAGENET1K_V1", "resnet50": "ResNet50_Weights.IMAGENET1K_V2"}
+
+
+def load_imagenet_weights(model, arch):
+    """Put torchvision's ImageNet weights into a ResNetKeypoints, through torchvision's weights
+    API: read from the torch cache ($TORCH_HOME/hub/checkpoints) or downloaded there."""
+    import torchvision
+    enum_name, member = IMAGENET_WEIGHTS[arch].split(".")
+    weights = getattr(getattr(torchvision.models, enum_name), member)
+    cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
+    try:
+        state = weights.get_state_dict(progress=False)
+    except (OSError, RuntimeError, EOFError) as e:     # no network, a refused or broken download
+        raise ValueError(f"{arch} ImageNet weights: not in the torch cache ({cached}) and the download "
+                         f"from {weights.url} failed ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    model.load_imagenet(state)
 
 
 def build_model(config):

@@ -45,6 +45,11 @@ class TrainConfig:
     out_dir: str = "runs/heatmapnet"  # last.pt, best.pt, history.csv and loss.png go here
     arch: str = "heatmapnet"      # one of models.ARCHITECTURES
     input_size: int = 80          # side of the square grayscale crop, pixels
+    backbone: str = ""            # resnet18 | resnet50: a torchvision ResNet with a keypoint head
+                                  # (transfer learning; overrides --arch)
+    pretrained: bool = False      # start the ResNet from torchvision's ImageNet weights (read from
+                                  # the torch cache, downloaded there on a machine with internet)
+    freeze_backbone: bool = False  # train the ResNet's keypoint head alone
     model_kwargs: dict = None     # constructor arguments (JSON) beyond the architecture's defaults
                                   # (models.HeatmapNet's are the shipped net's)
     epochs: int = 250             # passes over the training set (~50 min on 2 CPU cores for the
@@ -93,14 +98,21 @@ class TrainConfig:
     resume: bool = False          # continue from out_dir/last.pt
 
 
+def architecture(cfg):
+    arch = cfg.backbone or cfg.arch
+    if (cfg.pretrained or cfg.freeze_backbone) and arch not in models.IMAGENET_WEIGHTS:
+        raise ValueError(f"--pretrained and --freeze-backbone need --backbone {' or '.join(models.IMAGENET_WEIGHTS)}")
+    return arch
+
+
 def model_config(cfg):
     kwargs = cfg.model_kwargs or {}
     heads = len(parse_datasets(cfg.datasets))
     if heads > 1:
-        if cfg.arch != "heatmapnet":
+        if architecture(cfg) != "heatmapnet":
             raise ValueError(f"training on {cfg.datasets} needs one head per markup: --arch heatmapnet")
         kwargs = {**kwargs, "heads": heads}
-    return models.full_config({"arch": cfg.arch, "input_size": cfg.input_size, **kwargs})
+    return models.full_config({"arch": architecture(cfg), "input_size": cfg.input_size, **kwargs})
 
 
 def make_optimizer(cfg, params):
@@ -238,8 +250,13 @@ def train(cfg):
         raise ValueError("--heatmap-reg reads the heatmaps past DistributedDataParallel: train it in one process")
     os.makedirs(cfg.out_dir, exist_ok=True)
     train_loader, val_loader = make_loaders(cfg)
-    model = models.build_model(model_config(cfg)).to(device)
-    loss_fn, optimizer = make_loss(cfg), make_optimizer(cfg, model.parameters())
+    model = models.build_model(model_config(cfg))
+    if cfg.pretrained and not cfg.resume:
+        models.load_imagenet_weights(model, architecture(cfg))
+    if cfg.freeze_backbone:
+        model.freeze_backbone()
+    model = model.to(device)
+    loss_fn, optimizer = make_loss(cfg), make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
     if cfg.heatmap_reg and not hasattr(model, "heatmaps"):
         print(f"note: {cfg.arch} regresses coordinates directly; --heatmap-reg does not apply")
     scheduler = make_scheduler(cfg, optimizer, len(train_loader))

@@ -28,6 +28,7 @@ CANDIDATES = {  # name: (arch, input size, constructor arguments, description)
     "keypointnet": ("keypointnet", 112, {}, "KeypointNet: 10 separable conv + 2 FC"),
     "heatmapnet": ("heatmapnet", 112, {"width": [32, 64, 128, 256], "neck": 64},
                    "HeatmapNet: separable conv + pyramid + soft-argmax, no FC"),
+    "resnet18": ("resnet18", 96, {}, "ResNet18 from random initialisation (torchvision, 1-channel stem, FC head)"),
 }
 
 
