@@ -30,7 +30,7 @@ from checkpoint import CheckpointError
 from atomic import write_atomic
 from data_load import DataError, crop_square_array, face_square, load_image, uncrop_points
 from face_detector import DEFAULT_CASCADE, FALLBACK_CASCADE, FaceDetector, to_gray  # noqa: F401
-from framing import DEFAULT_MARGIN, pad_box, roi_square  # noqa: F401  (notebook 3 draws them)
+from framing import DEFAULT_MARGIN, roi_square
 from keypointer import DEFAULT_CHECKPOINT, Keypointer
 
 # Re-framing passes on the predicted keypoints. The model trains on the detector's own

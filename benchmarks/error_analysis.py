@@ -31,6 +31,17 @@ def detected_errors(results, targets):
     return errors, np.linalg.norm(targets[:, LEFT_EYE_OUTER] - targets[:, RIGHT_EYE_OUTER], axis=-1)
 
 
+def part_table(results, targets):
+    """{part: NME over the detected faces} for each facial part, 'all', and 'systematic': the
+    error left in each point's mean offset (the markup's part), averaged over the points."""
+    errors, eye_px = detected_errors(results, targets)
+    table = {name: float(errors[:, list(indices)].mean()) for name, (indices, _) in FACE_PARTS.items()}
+    found = [i for i, r in enumerate(results) if r["keypoints"] is not None]
+    offsets = (np.stack([results[i]["keypoints"] for i in found]) - targets[found]) / eye_px[:, None, None]
+    table.update(all=float(errors.mean()), systematic=float(np.linalg.norm(offsets.mean(0), axis=-1).mean()))
+    return table
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default=UDACITY_CHECKPOINT, help="the model (default: %(default)s)")

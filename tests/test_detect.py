@@ -99,7 +99,7 @@ def test_pipeline_finds_the_astronaut(astronaut_faces):
     assert len(astronaut_faces) == 1
     face = astronaut_faces[0]
     assert face["keypoints"].shape == (68, 2)
-    x, y, w, h = detect.pad_box(face["box"], 0.3, image.shape[1], image.shape[0])
+    x, y, w, h = framing.pad_box(face["box"], 0.3, image.shape[1], image.shape[0])
     kp = face["keypoints"]
     assert (kp[:, 0] > x).all() and (kp[:, 0] < x + w).all()
     assert (kp[:, 1] > y).all() and (kp[:, 1] < y + h).all()
@@ -111,7 +111,7 @@ def test_pipeline_finds_the_astronaut(astronaut_faces):
 def test_one_face_per_pasted_copy(pipeline, astronaut_faces):
     image = detect.sample_image()
     face = astronaut_faces[0]
-    x, y, w, h = detect.pad_box(face["box"], 0.6, *image.shape[1::-1])
+    x, y, w, h = framing.pad_box(face["box"], 0.6, *image.shape[1::-1])
     patch = image[y:y + h, x:x + w]
     canvas = np.full((760, 1060, 3), 128, np.uint8)
     placements = [(40, 60, 1.0), (500, 80, 1.5), (300, 420, 0.8), (750, 450, 1.2)]
