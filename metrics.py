@@ -1,14 +1,16 @@
 """Landmark accuracy: NME normalised by the outer-eye-corner distance, CED and AUC."""
 import numpy as np
 
-LEFT_EYE_OUTER, RIGHT_EYE_OUTER = 36, 45   # 0-based indices in the 68-point markup
+# 0-based indices in the 68-point markup, named by the subject's side: the right eye's outer
+# corner (36) appears on the image's left, the left eye's (45) on its right
+RIGHT_EYE_OUTER, LEFT_EYE_OUTER = 36, 45
 FAILURE_THRESHOLD = 0.10
 
 
 def point_errors(pred, target):
     """Each point's error / ground-truth outer-eye distance: (..., 68)."""
     pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
-    eyes = np.linalg.norm(target[..., LEFT_EYE_OUTER, :] - target[..., RIGHT_EYE_OUTER, :], axis=-1)
+    eyes = np.linalg.norm(target[..., RIGHT_EYE_OUTER, :] - target[..., LEFT_EYE_OUTER, :], axis=-1)
     return np.linalg.norm(pred - target, axis=-1) / eyes[..., None]
 
 

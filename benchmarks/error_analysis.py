@@ -28,7 +28,7 @@ def detected_errors(results, targets):
     found = [i for i, r in enumerate(results) if r["keypoints"] is not None]
     targets = targets[found]
     errors = point_errors(np.stack([results[i]["keypoints"] for i in found]), targets)
-    return errors, np.linalg.norm(targets[:, LEFT_EYE_OUTER] - targets[:, RIGHT_EYE_OUTER], axis=-1)
+    return errors, np.linalg.norm(targets[:, RIGHT_EYE_OUTER] - targets[:, LEFT_EYE_OUTER], axis=-1)
 
 
 def part_table(results, targets):

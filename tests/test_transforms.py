@@ -31,7 +31,7 @@ def test_flip_twice_is_identity():
     assert not np.allclose(np.asarray(once[1]), kp)
 
 
-def test_flip_mirrors_x_and_moves_the_left_eye_to_the_right():
+def test_flip_mirrors_x_and_turns_the_right_eye_corner_into_the_left():
     image, kp = synthetic(w=100)
     _, flipped = dl.hflip(image, kp)
     flipped = np.asarray(flipped)
