@@ -5,6 +5,7 @@
     python detect.py folder/ -o outputs/annotated
     python detect.py clip.mp4             # annotated video, frames per second reported
     python detect.py photo.jpg --overlay sunglasses --pose
+    python detect.py --camera 0 --overlay sunglasses   # webcam: a window where there is a display
 
 The default model is the in-the-wild one (saved_models/keypointnet_wild.pt, 300-W markup);
 ``--checkpoint saved_models/keypointnet.pt`` is the course's Udacity-markup model.
@@ -164,6 +165,73 @@ def run_video(path, out_path, detect, draw=draw_faces):
     return records
 
 
+def has_display():
+    """Whether OpenCV can open a window here (a desktop session, an OpenCV build with a GUI)."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    try:
+        cv2.namedWindow("probe", cv2.WINDOW_NORMAL)
+        cv2.destroyWindow("probe")
+        return True
+    except cv2.error:       # opencv-python-headless: no GUI
+        return False
+
+
+def run_camera(index, out_path, detect, draw, max_frames=None):
+    """Annotate a camera's stream: in a window with the frame rate where a display exists
+    (``q`` stops), into ``out_path`` otherwise; Ctrl-C stops either cleanly, the file complete."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)    # our one line, not OpenCV's warnings
+    try:
+        capture = cv2.VideoCapture(index)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+    if not capture.isOpened():
+        raise DataError(f"camera {index}: cannot be opened")
+    window, frames, start = has_display(), 0, time.perf_counter()
+
+    def stream(tmp=None):
+        nonlocal frames
+        writer = None
+        try:
+            while max_frames is None or frames < max_frames:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                shown = cv2.cvtColor(draw(rgb, detect(rgb)), cv2.COLOR_RGB2BGR)
+                frames += 1
+                fps = frames / (time.perf_counter() - start)
+                if window:
+                    cv2.putText(shown, f"{fps:.1f} fps", (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 1, (0, 255, 255), 2)
+                    cv2.imshow("facial keypoints (q quits)", shown)
+                    if cv2.waitKey(1) & 0xFF == ord("q"):
+                        break
+                else:
+                    if writer is None:
+                        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), 30.0, shown.shape[1::-1])
+                    writer.write(shown)
+        except KeyboardInterrupt:
+            pass                # stop at a frame boundary: what was written stays a complete file
+        finally:
+            if writer is not None:
+                writer.release()
+        if not window and frames == 0:
+            raise DataError(f"camera {index}: no frame could be read")
+    try:
+        if window:
+            stream()
+        else:
+            write_atomic(out_path, stream)
+    finally:
+        capture.release()
+        if window:
+            cv2.destroyAllWindows()
+    print(f"camera {index}: {frames} frames, {frames / (time.perf_counter() - start):.1f} frames/s"
+          + ("" if window else f" -> {out_path}"))
+    return frames
+
+
 def sample_image():
     """The built-in sample: scikit-image's astronaut (512 x 512 RGB, one face)."""
     from skimage import data
@@ -188,6 +256,9 @@ def run(args):
             return overlay.apply(image, faces, args.overlay)
         return draw_faces(image, faces, axes=args.pose)
     failures, records, single = [], [], False
+    if args.camera is not None:
+        run_camera(args.camera, args.out or os.path.join(OUTPUT_DIR, f"camera{args.camera}_keypoints.mp4"), detect, draw)
+        return 0
     if args.input is None:
         records, single = [run_image(sample_image(), "astronaut", output_path(args, "astronaut", ".png"), detect, draw)], True
     elif os.path.isdir(args.input):
@@ -220,6 +291,10 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("input", nargs="?", help="image, folder or video (default: built-in sample)")
     p.add_argument("-o", "--out", help="output image/video path (a folder for a folder input)")
+    p.add_argument("--camera", type=int, metavar="INDEX",
+                   help="annotate a camera's stream (0: the first camera): in a window with the frame rate "
+                        "where a display exists, q quits; otherwise into -o (default outputs/cameraN_keypoints.mp4), "
+                        "Ctrl-C stops")
     p.add_argument("--json", help="also write the faces and keypoints as JSON here")
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
                    help="the landmark model (default: the in-the-wild model, 300-W markup, %(default)s; "

@@ -272,3 +272,40 @@ def test_a_refine_pass_moves_the_real_models_points_a_little(pipeline, astronaut
     eye = np.linalg.norm(once[36] - once[45])
     moved = np.linalg.norm(once - twice, axis=1).mean() / eye
     assert 0 < moved < 0.05
+
+
+def test_a_camera_that_cannot_be_opened_is_one_line(tmp_path):
+    out = run_cli(["--camera", "97"], tmp_path)
+    assert out.returncode != 0 and out.stderr.strip() == "error: camera 97: cannot be opened"
+
+
+class FakeCamera:
+    """A camera that shows the astronaut a few times, then its user presses Ctrl-C."""
+    def __init__(self, index, frames=4):
+        self.left = frames
+
+    def isOpened(self):
+        return True
+
+    def read(self):
+        if self.left == 0:
+            raise KeyboardInterrupt
+        self.left -= 1
+        return True, cv2.cvtColor(detect.sample_image()[:480, :480], cv2.COLOR_RGB2BGR)
+
+    def release(self):
+        pass
+
+
+def test_camera_without_a_display_writes_a_complete_video_and_stops_on_ctrl_c(tmp_path, monkeypatch, pipeline):
+    monkeypatch.setattr(detect.cv2, "VideoCapture", FakeCamera)
+    monkeypatch.setattr(detect, "has_display", lambda: False)
+    out = tmp_path / "cam.mp4"
+
+    def find(rgb):
+        return detect.detect_keypoints(rgb, *pipeline)
+    frames = detect.run_camera(0, str(out), find, detect.draw_faces)
+    monkeypatch.undo()
+    video = cv2.VideoCapture(str(out))
+    assert frames == 4 and int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
