@@ -123,9 +123,12 @@ def make_loaders(cfg):
     train_set = torch.utils.data.ConcatDataset([WithMarkup(t, m) for m, (t, _) in enumerate(pairs)])
     val_set = WithMarkup(pairs[0][1], 0)
     gen = torch.Generator().manual_seed(cfg.seed + distributed.rank())   # each process its own draws
-    # Workers restart each epoch, seeded from ``gen``: an epoch's augmentations then depend only
-    # on the generator's state, which the checkpoint keeps, so --resume repeats them exactly.
-    common = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, worker_init_fn=_seed_worker)
+    # Workers persist across epochs, each seeded once from ``gen``: the shipped checkpoints were
+    # trained so and the default commands reproduce them bit for bit. The checkpoint keeps the
+    # main process's random states and ``gen``'s, so --resume repeats an interrupted run exactly
+    # with --num-workers 0; with workers, their augmentation streams restart from ``gen``.
+    common = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, worker_init_fn=_seed_worker,
+                  persistent_workers=cfg.num_workers > 0)
     shard = distributed.sampler(train_set, cfg.seed)      # None in one process: shuffle with ``gen``
     return (torch.utils.data.DataLoader(train_set, shuffle=shard is None, sampler=shard, generator=gen,
                                         drop_last=len(train_set) // distributed.world_size() > cfg.batch_size,
