@@ -11,6 +11,9 @@ DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
 # Tried only on an image where the main cascade finds nothing: it finds the small,
 # tightly framed faces the default cascade misses (all 7 of its misses on the test split).
 FALLBACK_CASCADE = "haarcascade_frontalface_alt2.xml"
+# OpenCV's profile cascade finds faces turned to the image's right; the mirrored image gives the others.
+PROFILE_CASCADE = "haarcascade_profileface.xml"
+NMS_IOU = 0.3       # detections overlapping more than this (intersection over union) are one face
 
 def find_cascade(name):
     """A cascade file: a path, a name in detector_architectures/, or one OpenCV bundles."""
@@ -30,26 +33,81 @@ def load_cascade(name):
 
 class FaceDetector:
     """OpenCV Haar cascade, and a second one tried where the first finds no face
-    (``fallback=None``: none); images larger than ``max_side`` are downscaled to detect."""
+    (``fallback=None``: none); images larger than ``max_side`` are downscaled to detect.
+
+    Optional searches beyond the upright frontal face, merged by non-maximum suppression:
+    ``profile`` runs the profile cascade on the image and on its mirror; ``rotations``
+    (degrees) runs the frontal search on rotated copies and maps the boxes back."""
 
     def __init__(self, cascade=DEFAULT_CASCADE, scale_factor=1.1, min_neighbors=5, min_size=30,
-                 max_side=1280, fallback=FALLBACK_CASCADE):
+                 max_side=1280, fallback=FALLBACK_CASCADE, profile=False, rotations=()):
         self.cascades = [load_cascade(cascade)] + ([load_cascade(fallback)] if fallback else [])
+        self.profile = load_cascade(PROFILE_CASCADE) if profile else None
+        self.rotations = tuple(rotations)
         self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
         self.min_size, self.max_side = min_size, max_side
+
+    def _frontal(self, gray, min_side):
+        for cascade in self.cascades:
+            boxes = cascade.detectMultiScale(gray, self.scale_factor, self.min_neighbors, minSize=(min_side, min_side))
+            if len(boxes):
+                return np.asarray(boxes, np.float64).reshape(-1, 4)
+        return np.zeros((0, 4))
+
+    def _profiles(self, gray, min_side):
+        found = []
+        for mirrored in (False, True):
+            image = gray[:, ::-1] if mirrored else gray
+            boxes = np.asarray(self.profile.detectMultiScale(np.ascontiguousarray(image), self.scale_factor,
+                                                             self.min_neighbors, minSize=(min_side, min_side)),
+                               np.float64).reshape(-1, 4)
+            if mirrored:
+                boxes[:, 0] = gray.shape[1] - boxes[:, 0] - boxes[:, 2]
+            found.append(boxes)
+        return np.concatenate(found)
+
+    def _rotated(self, gray, angle, min_side):
+        """Frontal boxes found on ``gray`` rotated by ``angle`` degrees (counter-clockwise, whole
+        image kept), as upright boxes of the same size around their centres mapped back."""
+        h, w = gray.shape
+        turn = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+        cos, sin = abs(turn[0, 0]), abs(turn[0, 1])
+        size = (int(np.ceil(w * cos + h * sin)), int(np.ceil(w * sin + h * cos)))
+        turn[:, 2] += (size[0] - w) / 2, (size[1] - h) / 2
+        boxes = self._frontal(cv2.warpAffine(gray, turn, size), min_side)
+        centres = boxes[:, :2] + boxes[:, 2:] / 2
+        back = cv2.invertAffineTransform(turn)
+        centres = centres @ back[:, :2].T + back[:, 2]
+        return np.column_stack([centres - boxes[:, 2:] / 2, boxes[:, 2:]])
 
     def __call__(self, gray):
         """Boxes (N, 4) as x, y, w, h in ``gray``'s pixels, largest first."""
         scale = min(1.0, self.max_side / max(gray.shape[:2]))
         small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
         min_side = max(1, int(round(self.min_size * scale)))
-        for cascade in self.cascades:
-            boxes = cascade.detectMultiScale(small, self.scale_factor, self.min_neighbors,
-                                             minSize=(min_side, min_side))
-            if len(boxes):
-                break
-        boxes = np.asarray(boxes, np.float64).reshape(-1, 4) / scale
+        found = [self._frontal(small, min_side)]        # in order of trust: NMS keeps the earlier box
+        found += [self._rotated(small, angle, min_side) for angle in self.rotations]
+        if self.profile is not None:
+            found.append(self._profiles(small, min_side))
+        boxes = np.concatenate(found) / scale
+        if len(found) > 1:
+            boxes = boxes[non_max_suppression(boxes)]
         return boxes[np.argsort(-boxes[:, 2])]
+
+
+def non_max_suppression(boxes, iou=NMS_IOU):
+    """Indices of the boxes kept, in order: each box is dropped if it overlaps a kept earlier
+    one by more than ``iou`` (intersection over union)."""
+    keep = []
+    for i, (x, y, w, h) in enumerate(boxes):
+        for j in keep:
+            kx, ky, kw, kh = boxes[j]
+            inter = max(0.0, min(x + w, kx + kw) - max(x, kx)) * max(0.0, min(y + h, ky + kh) - max(y, ky))
+            if inter / (w * h + kw * kh - inter) > iou:
+                break
+        else:
+            keep.append(i)
+    return np.array(keep, int)
 
 
 def to_gray(image):

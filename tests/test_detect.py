@@ -309,3 +309,34 @@ def test_camera_without_a_display_writes_a_complete_video_and_stops_on_ctrl_c(tm
     video = cv2.VideoCapture(str(out))
     assert frames == 4 and int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+def test_non_max_suppression_keeps_the_first_of_overlapping_boxes():
+    from face_detector import non_max_suppression
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 10, 10], [0, 0, 30, 30], [21, 19, 9, 9]], float)
+    # box 1 overlaps box 0 (IoU 0.68); box 3 contains box 0 (IoU 0.11: kept); box 4 overlaps box 2 (0.66)
+    assert non_max_suppression(boxes).tolist() == [0, 2, 3]
+
+
+def test_rotated_search_finds_a_tilted_face_and_maps_it_back():
+    from face_detector import FaceDetector
+    gray = detect.to_gray(detect.sample_image())
+    h, w = gray.shape
+    upright = FaceDetector()(gray)[0]
+    turn = cv2.getRotationMatrix2D((w / 2, h / 2), 25, 1.0)          # the head tilted by 25 degrees
+    tilted = cv2.warpAffine(gray, turn, (w, h))
+    assert len(FaceDetector()(tilted)) == 0                         # the frontal cascade misses it
+    centre = turn[:, :2] @ (upright[:2] + upright[2:] / 2) + turn[:, 2]
+    boxes = FaceDetector(rotations=(-25, 25))(tilted)
+    distances = np.linalg.norm(boxes[:, :2] + boxes[:, 2:] / 2 - centre, axis=1)
+    assert distances.min() < 0.15 * upright[2]
+
+
+def test_profile_search_is_mirror_symmetric():
+    from face_detector import FaceDetector
+    gray = detect.to_gray(detect.sample_image())
+    detector = FaceDetector(profile=True)
+    boxes, mirrored = detector(gray), detector(np.ascontiguousarray(gray[:, ::-1]))
+    mirrored[:, 0] = gray.shape[1] - mirrored[:, 0] - mirrored[:, 2]
+    assert len(boxes) == len(mirrored) >= 1      # the cascades themselves are only nearly symmetric
+    np.testing.assert_allclose(sorted(map(tuple, boxes)), sorted(map(tuple, mirrored)), atol=0.05 * boxes[0, 2])

@@ -1,0 +1,133 @@
+"""Face detection: recall, false faces and time per frame, for each search option and dlib's HOG.
+
+    python benchmarks/detection.py [--json outputs/detection.json] [--every 2]
+
+Recall: the share of annotated faces with a detection whose centre lies within half the
+keypoint box of the face's (framing.match_box), on Udacity's test images, LFPW's test
+photographs and AFW's photographs (several faces each, many turned). False faces: detections on
+face-free images, scikit-image's samples without a face and crops of Udacity training frames away
+from the face. Time: median per 640x480 frame (the astronaut on a gray canvas).
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import data_300w  # noqa: E402
+import data_load  # noqa: E402
+from atomic import write_json  # noqa: E402
+from face_detector import FaceDetector, to_gray  # noqa: E402
+from framing import match_box  # noqa: E402
+
+FACE_FREE_SAMPLES = ("brick", "camera", "cell", "checkerboard", "clock", "coffee", "coins", "colorwheel", "grass",
+                     "gravel", "horse", "hubble_deep_field", "immunohistochemistry", "logo", "microaneurysms",
+                     "moon", "page", "retina", "rocket", "text", "cat", "chelsea")
+OPTIONS = {"frontal (default)": {}, "+ profile": {"profile": True}, "+ rotations ±25°": {"rotations": (-25, 25)},
+           "+ profile + rotations ±25°": {"profile": True, "rotations": (-25, 25)}}
+
+
+def annotated_sets(data_dir, every):
+    test = data_load.FacialKeypointsDataset(*data_load.split_paths(data_dir, "test"))
+    sets = {"Udacity test": [(test.image(i), [test.keypoints[i]]) for i in range(0, len(test), every)]}
+    root = data_300w.find_300w_dir()
+    for name, folder in (("LFPW test", "lfpw/testset"), ("AFW", "afw")):
+        if root is None:
+            continue
+        by_image = {}
+        for face in data_300w.scan_300w(os.path.join(root, folder)):
+            by_image.setdefault(face.image_path, []).append(face.keypoints)
+        paths = sorted(by_image)[::every]
+        sets[name] = [(data_load.load_image(p), by_image[p]) for p in paths]
+    return sets
+
+
+def face_free_images(data_dir, n_crops=40):
+    from skimage import data
+    images = []
+    for name in FACE_FREE_SAMPLES:
+        image = np.asarray(getattr(data, name)())
+        image = image.astype(np.float64) if image.dtype == bool else image
+        if image.dtype != np.uint8:
+            image = (255 * (image - image.min()) / max(1e-9, np.ptp(image))).astype(np.uint8)
+        images.append(to_gray(image[..., :3]) if image.ndim == 3 else image)
+    train = data_load.FacialKeypointsDataset(*data_load.split_paths(data_dir, "train"))
+    rng = np.random.default_rng(0)
+    for i in rng.choice(len(train), n_crops, replace=False):
+        gray = to_gray(train.image(i))
+        lo, hi = train.keypoints[i].min(0), train.keypoints[i].max(0)
+        strips = [gray[:, :max(0, int(lo[0]) - 5)], gray[:, int(hi[0]) + 5:], gray[int(hi[1]) + 5:]]
+        strip = max(strips, key=lambda s: min(s.shape) if s.size else 0)
+        if min(strip.shape) >= 40:
+            images.append(np.ascontiguousarray(strip))
+    return images
+
+
+def frame_640x480():
+    from skimage import data
+    frame = np.full((480, 640), 110, np.uint8)
+    frame[:, 64:576] = to_gray(data.astronaut())[32:512]
+    return frame
+
+
+def measure(detect, sets, face_free, frame, runs):
+    row = {}
+    for name, items in sets.items():
+        found = total = 0
+        for image, faces in items:
+            boxes = detect(to_gray(image))
+            total += len(faces)
+            found += sum(match_box(boxes, kp) is not None for kp in faces)
+        row[f"recall {name}"] = found / total
+    row["false faces"] = int(sum(len(detect(image)) for image in face_free))
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        detect(frame)
+        times.append(time.perf_counter() - t0)
+    row["ms per 640x480 frame"] = 1000 * float(np.median(times))
+    return row
+
+
+def dlib_detector():
+    try:
+        import dlib
+    except ImportError:
+        return None
+    hog = dlib.get_frontal_face_detector()
+
+    def detect(gray):
+        return np.array([[r.left(), r.top(), r.width(), r.height()] for r in hog(gray, 1)], np.float64).reshape(-1, 4)
+    return detect
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", help="Udacity data (default: $FKP_DATA_DIR, else ./data)")
+    p.add_argument("--every", type=int, default=1, help="use every Nth image of each set (default: %(default)s)")
+    p.add_argument("--runs", type=int, default=20, help="timed runs on the 640x480 frame (default: %(default)s)")
+    p.add_argument("--json", help="write the table as JSON here")
+    args = p.parse_args(argv)
+    try:
+        data_dir = data_load.resolve_data_dir(args.data_dir)
+    except data_load.DataError as e:
+        sys.exit(f"error: {e}")
+    sets, face_free, frame = annotated_sets(data_dir, args.every), face_free_images(data_dir), frame_640x480()
+    print(f"{', '.join(f'{k}: {sum(len(f) for _, f in v)} faces' for k, v in sets.items())}; "
+          f"{len(face_free)} face-free images", flush=True)
+    detectors = {name: FaceDetector(**kwargs) for name, kwargs in OPTIONS.items()}
+    if dlib_detector() is not None:
+        detectors["dlib HOG (upsampled once)"] = dlib_detector()
+    table = {}
+    for name, detect in detectors.items():
+        table[name] = measure(detect, sets, face_free, frame, args.runs)
+        print(f"{name:28s} " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                         for k, v in table[name].items()), flush=True)
+    if args.json:
+        write_json(args.json, table)
+
+
+if __name__ == "__main__":
+    main()
