@@ -290,8 +290,12 @@ def full_config(config):
     """``config`` with every constructor argument its architecture takes filled in (lists
     for tuples), so a checkpoint rebuilds the same net even if a default changes later."""
     config = dict(config)
-    build_model(config)     # checks the name and the keywords
+    if config["arch"] not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {config['arch']!r}; choose from {sorted(ARCHITECTURES)}")
     signature = inspect.signature(ARCHITECTURES[config["arch"]].__init__)
+    unknown = sorted(set(config) - {"arch"} - set(signature.parameters))
+    if unknown:     # checked without building a model, which would draw from the random generator
+        raise ValueError(f"{config['arch']}: got an unexpected keyword argument {unknown[0]!r}")
     for name, param in list(signature.parameters.items())[1:]:
         value = config.get(name, param.default)
         config[name] = list(value) if isinstance(value, tuple) else value

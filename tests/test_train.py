@@ -204,3 +204,12 @@ def test_wild_data_options_are_one_line_errors(data_dir, wild_dir, tmp_path):
     with pytest.raises(SystemExit, match="one head per markup: --arch heatmapnet"):
         train.main(["--data-dir", data_dir, "--out-dir", str(tmp_path), "--dry-run", "--datasets", "300w+udacity",
                     "--wild-dirs", wild_dir, "--arch", "smallnet"])
+
+
+def test_the_model_config_draws_nothing_from_the_random_generator():
+    """Building the config must not initialise a model: the run's weights would change."""
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    train.model_config(train.TrainConfig())
+    assert torch.equal(torch.rand(3), expected)
