@@ -90,16 +90,16 @@ class FaceDetector:
         if self.profile is not None:
             found.append(self._profiles(small, min_side))
         boxes = np.concatenate(found) / scale
-        if len(found) > 1:
-            boxes = boxes[non_max_suppression(boxes)]
+        if len(found) > 1:      # the upright search's boxes all stay, as without the options
+            boxes = boxes[non_max_suppression(boxes, always=len(found[0]))]
         return boxes[np.argsort(-boxes[:, 2])]
 
 
-def non_max_suppression(boxes, iou=NMS_IOU):
+def non_max_suppression(boxes, iou=NMS_IOU, always=0):
     """Indices of the boxes kept, in order: each box is dropped if it overlaps a kept earlier
-    one by more than ``iou`` (intersection over union)."""
-    keep = []
-    for i, (x, y, w, h) in enumerate(boxes):
+    one by more than ``iou`` (intersection over union); the first ``always`` boxes are kept."""
+    keep = list(range(min(always, len(boxes))))
+    for i, (x, y, w, h) in enumerate(boxes[len(keep):], len(keep)):
         for j in keep:
             kx, ky, kw, kh = boxes[j]
             inter = max(0.0, min(x + w, kx + kw) - max(x, kx)) * max(0.0, min(y + h, ky + kh) - max(y, ky))

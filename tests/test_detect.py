@@ -340,3 +340,11 @@ def test_profile_search_is_mirror_symmetric():
     mirrored[:, 0] = gray.shape[1] - mirrored[:, 0] - mirrored[:, 2]
     assert len(boxes) == len(mirrored) >= 1      # the cascades themselves are only nearly symmetric
     np.testing.assert_allclose(sorted(map(tuple, boxes)), sorted(map(tuple, mirrored)), atol=0.05 * boxes[0, 2])
+
+
+def test_extra_searches_keep_every_upright_box():
+    """The frontal cascade may return two overlapping boxes, the right one second: NMS must only
+    drop the extra searches' boxes, or the options would lose faces the default finds."""
+    from face_detector import non_max_suppression
+    boxes = np.array([[31, 27, 63, 63], [38, 53, 58, 58], [40, 50, 60, 60]], float)
+    assert non_max_suppression(boxes, always=2).tolist() == [0, 1]
