@@ -245,7 +245,8 @@ def output_path(args, stem, ext):
 def run(args):
     """Dispatch on the input kind; returns the exit status."""
     fallback = None if args.fallback_cascade.lower() == "none" else args.fallback_cascade
-    detector = FaceDetector(args.cascade, args.scale_factor, args.min_neighbors, args.min_size, fallback=fallback)
+    detector = FaceDetector(args.cascade, args.scale_factor, args.min_neighbors, args.min_size, fallback=fallback,
+                            profile=args.profile, rotations=(-args.rotate, args.rotate) if args.rotate else ())
     keypointer = Keypointer(args.checkpoint, args.backend, flip=args.flip)
 
     def detect(image):
@@ -306,6 +307,11 @@ def parse_args(argv=None):
                    help="Haar cascade: a path, or a name in detector_architectures/ or OpenCV's data")
     p.add_argument("--fallback-cascade", default=FALLBACK_CASCADE,
                    help="cascade tried where the first finds no face; 'none' to skip (default: %(default)s)")
+    p.add_argument("--profile", action="store_true",
+                   help="also search with the profile cascade, both ways (finds turned faces; 5x the detection time, benchmarks/detection.py)")
+    p.add_argument("--rotate", type=float, default=0, metavar="DEG",
+                   help="also search copies rotated by -DEG and +DEG (finds tilted faces; 6x the detection "
+                        "time, more false faces; 25 is a good value)")
     p.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
                    help="ROI padding per side, fraction of the box width (default: %(default)s)")
     p.add_argument("--scale-factor", type=float, default=1.1, help="Haar image-pyramid step (default: 1.1)")
