@@ -308,7 +308,8 @@ def parse_args(argv=None):
     p.add_argument("--fallback-cascade", default=FALLBACK_CASCADE,
                    help="cascade tried where the first finds no face; 'none' to skip (default: %(default)s)")
     p.add_argument("--profile", action="store_true",
-                   help="also search with the profile cascade, both ways (finds turned faces; 5x the detection time, benchmarks/detection.py)")
+                   help="also search with the profile cascade, both ways (finds turned faces; "
+                        "5x the detection time, benchmarks/detection.py)")
     p.add_argument("--rotate", type=float, default=0, metavar="DEG",
                    help="also search copies rotated by -DEG and +DEG (finds tilted faces; 6x the detection "
                         "time, more false faces; 25 is a good value)")
