@@ -21,6 +21,7 @@ import data_load  # noqa: E402
 from atomic import write_json  # noqa: E402
 from face_detector import FaceDetector, to_gray  # noqa: E402
 from framing import match_box  # noqa: E402
+from benchmarks.samples import gray_sample  # noqa: E402
 
 FACE_FREE_SAMPLES = ("brick", "camera", "cell", "checkerboard", "clock", "coffee", "coins", "colorwheel", "grass",
                      "gravel", "horse", "hubble_deep_field", "immunohistochemistry", "logo", "microaneurysms",
@@ -45,14 +46,7 @@ def annotated_sets(data_dir, every):
 
 
 def face_free_images(data_dir, n_crops=40):
-    from skimage import data
-    images = []
-    for name in FACE_FREE_SAMPLES:
-        image = np.asarray(getattr(data, name)())
-        image = image.astype(np.float64) if image.dtype == bool else image
-        if image.dtype != np.uint8:
-            image = (255 * (image - image.min()) / max(1e-9, np.ptp(image))).astype(np.uint8)
-        images.append(to_gray(image[..., :3]) if image.ndim == 3 else image)
+    images = [gray_sample(name) for name in FACE_FREE_SAMPLES]
     train = data_load.FacialKeypointsDataset(*data_load.split_paths(data_dir, "train"))
     rng = np.random.default_rng(0)
     for i in rng.choice(len(train), n_crops, replace=False):

@@ -26,6 +26,7 @@ from face_detector import FaceDetector, to_gray  # noqa: E402
 from framing import roi_square  # noqa: E402
 from keypointer import DEFAULT_CHECKPOINT, Keypointer  # noqa: E402
 from metrics import heatmap_spread  # noqa: E402
+from benchmarks.samples import gray_sample  # noqa: E402
 
 SAMPLES = ("astronaut", "brick", "camera", "cat", "cell", "checkerboard", "chelsea", "clock", "coffee", "coins",
            "colorwheel", "grass", "gravel", "horse", "hubble_deep_field", "immunohistochemistry", "logo",
@@ -42,14 +43,9 @@ def mean_spread(model, crops):
 
 def sample_crops(size, rng):
     """Random squares of scikit-image's samples (the astronaut's face is avoided: lower half)."""
-    from skimage import data
     crops = []
     for name in SAMPLES:
-        image = np.asarray(getattr(data, name)())
-        image = image.astype(np.float64) if image.dtype == bool else image
-        if image.dtype != np.uint8:
-            image = (255 * (image - image.min()) / max(1e-9, np.ptp(image))).astype(np.uint8)
-        gray = to_gray(image[..., :3]) if image.ndim == 3 else image
+        gray = gray_sample(name)
         h, w = gray.shape
         top = h // 2 if name == "astronaut" else 0
         for _ in range(CROPS_PER_SAMPLE):
