@@ -250,7 +250,9 @@ def train(cfg):
         raise ValueError("--heatmap-reg reads the heatmaps past DistributedDataParallel: train it in one process")
     os.makedirs(cfg.out_dir, exist_ok=True)
     train_loader, val_loader = make_loaders(cfg)
-    model = models.build_model(model_config(cfg))
+    run_config = {"model": model_config(cfg), "framing_scale": data_load.FRAMING_SCALE,
+                  "markups": parse_datasets(cfg.datasets), "train": dataclasses.asdict(cfg)}
+    model = models.build_model(run_config["model"])
     if cfg.pretrained and not cfg.resume:
         models.load_imagenet_weights(model, architecture(cfg))
     if cfg.freeze_backbone:
@@ -258,7 +260,7 @@ def train(cfg):
     model = model.to(device)
     loss_fn, optimizer = make_loss(cfg), make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
     if cfg.heatmap_reg and not hasattr(model, "heatmaps"):
-        print(f"note: {cfg.arch} regresses coordinates directly; --heatmap-reg does not apply")
+        log(f"note: {cfg.arch} regresses coordinates directly; --heatmap-reg does not apply")
     scheduler = make_scheduler(cfg, optimizer, len(train_loader))
     average = WeightAverage(model, cfg.ema) if cfg.ema else None
     scored = average.model if average else model     # the weights validation scores and best.pt holds
@@ -293,9 +295,7 @@ def train(cfg):
             f"val NME {val_nme:.4f}  {history[-1]['seconds']:.0f}s", flush=True)
         if not main_process:
             continue
-        state = {"config": {"model": model_config(cfg), "framing_scale": data_load.FRAMING_SCALE,
-                            "markups": parse_datasets(cfg.datasets), "train": dataclasses.asdict(cfg)},
-                 "model": scored.state_dict(), "optimizer": optimizer.state_dict(),
+        state = {"config": run_config, "model": scored.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history,
                  "best_val_loss": min(best, val_loss), "val_nme": val_nme, "rng": rng_state(train_loader)}
         if average:
