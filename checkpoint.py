@@ -49,6 +49,13 @@ def load_model(path, map_location="cpu"):
     return model.to(map_location).eval(), config
 
 
+def update_config(path, **entries):
+    """Add or replace top-level config entries of a checkpoint file, atomically."""
+    state = load_checkpoint(path)
+    state["config"] = {**state["config"], **entries}
+    save_checkpoint(state, path)
+
+
 def export_release(src, dst):
     """Copy a training checkpoint without optimizer state: config, weights, history."""
     state = load_checkpoint(src)

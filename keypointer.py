@@ -25,16 +25,47 @@ UDACITY_CHECKPOINT = os.path.join(MODEL_DIR, "keypointnet.pt")
 ONNX_TOLERANCE = 1e-4   # max |onnx - torch| in the [-1, 1] frame (~0.004 px at 80 px)
 
 
+# Face score = 1 / (1 + exp((spread - at_half) / scale)), from the mean heatmap spread in cells.
+# Each checkpoint carries its own calibration (benchmarks/face_score.py --write measures it);
+# detections scoring below MIN_FACE_SCORE are not faces.
+MIN_FACE_SCORE = 0.5
+
+
+class _KeypointsAndSpread(torch.nn.Module):
+    """A heatmap net's keypoints and mean heatmap spread, one graph for both."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, crops):
+        prob = self.model.probabilities(self.model.heatmaps(crops))
+        return self.model.decode(prob), self.model.spread(prob)
+
+
+def has_spread(model):
+    return hasattr(model, "spread")
+
+
 def export_onnx(model, input_size):
-    """The model as ONNX bytes with a dynamic batch dimension."""
+    """The model as ONNX bytes with a dynamic batch dimension; heatmap nets also output
+    the mean heatmap spread (the face score's input)."""
     buffer = io.BytesIO()
+    outputs = ["keypoints", "spread"] if has_spread(model) else ["keypoints"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, torch.zeros(1, 1, input_size, input_size), buffer,
-                          input_names=["crops"], output_names=["keypoints"],
-                          dynamic_axes={"crops": {0: "faces"}, "keypoints": {0: "faces"}},
+        torch.onnx.export(_KeypointsAndSpread(model) if has_spread(model) else model,
+                          torch.zeros(1, 1, input_size, input_size), buffer,
+                          input_names=["crops"], output_names=outputs,
+                          dynamic_axes={name: {0: "faces"} for name in ["crops"] + outputs},
                           dynamo=False)
     return buffer.getvalue()
+
+
+def face_score(spread, calibration):
+    """Scores in (0, 1) for mean heatmap spreads; 0.5 at the calibrated ``at_half``."""
+    z = (np.asarray(spread, np.float64) - calibration["at_half"]) / calibration["scale"]
+    return 1 / (1 + np.exp(np.clip(z, -50, 50)))
 
 
 class Keypointer:
@@ -54,34 +85,51 @@ class Keypointer:
         self.input_size = self.config["model"]["input_size"]
         self.framing_scale = self.config.get("framing_scale", FRAMING_SCALE)
         self.backend, self.session, self.flip = backend, None, flip
+        # None: no face score (a regression net, or a checkpoint never calibrated)
+        self.score_calibration = self.config.get("face_score") if has_spread(self.model) else None
         if backend == "onnx":
             import onnxruntime as ort
             options = ort.SessionOptions()
+            # Idle threads would otherwise spin after each run and slow the detector that follows.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             if threads:
                 options.intra_op_num_threads = threads
             self.session = ort.InferenceSession(export_onnx(self.model, self.input_size), options,
                                                 providers=["CPUExecutionProvider"])
 
-    def raw(self, crops):
-        """Model output in the [-1, 1] frame, (N, 68, 2) float32."""
+    def raw_and_spread(self, crops):
+        """(model output in the [-1, 1] frame (N, 68, 2) float32, mean heatmap spread (N,) or None)."""
         crops = np.ascontiguousarray(crops, dtype=np.float32)
         if self.session is not None:
-            out = self.session.run(None, {"crops": crops})[0]
+            out = self.session.run(None, {"crops": crops})
         else:
             with torch.inference_mode():
-                out = self.model(torch.from_numpy(crops)).numpy()
-        return out.reshape(len(crops), -1, 2)
+                x = torch.from_numpy(crops)
+                out = [t.numpy() for t in _KeypointsAndSpread(self.model)(x)] if has_spread(self.model) \
+                    else [self.model(x).numpy()]
+        return out[0].reshape(len(crops), -1, 2), (out[1] if len(out) > 1 else None)
+
+    def raw(self, crops):
+        """Model output in the [-1, 1] frame, (N, 68, 2) float32."""
+        return self.raw_and_spread(crops)[0]
+
+    def predict(self, crops):
+        """(keypoints in pixels of the S x S crops (N, 68, 2), face scores (N,) or None).
+        With ``flip``, the mirrored crops go through the same batch and both are averaged."""
+        if len(crops) == 0:
+            return np.zeros((0, 68, 2), np.float32), np.zeros(0) if self.score_calibration else None
+        n = len(crops)
+        raw, spread = self.raw_and_spread(np.concatenate([crops, crops[..., ::-1]]) if self.flip else crops)
+        points = denormalize_keypoints(raw, self.input_size)
+        if self.flip:
+            points = (points[:n] + mirror_points(points[n:], self.input_size)) / 2
+            spread = None if spread is None else (spread[:n] + spread[n:]) / 2
+        scores = None if spread is None or self.score_calibration is None else face_score(spread, self.score_calibration)
+        return points, scores
 
     def __call__(self, crops):
-        """Keypoints in pixels of the S x S crops, (N, 68, 2). With ``flip``, the mirrored
-        crops go through the same batch and the two predictions are averaged."""
-        if len(crops) == 0:
-            return np.zeros((0, 68, 2), np.float32)
-        if not self.flip:
-            return denormalize_keypoints(self.raw(crops), self.input_size)
-        n = len(crops)
-        points = denormalize_keypoints(self.raw(np.concatenate([crops, crops[..., ::-1]])), self.input_size)
-        return (points[:n] + mirror_points(points[n:], self.input_size)) / 2
+        """Keypoints in pixels of the S x S crops, (N, 68, 2)."""
+        return self.predict(crops)[0]
 
 
 def main(argv=None):

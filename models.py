@@ -167,6 +167,7 @@ class HeatmapNet(nn.Module):
         ys, xs = torch.meshgrid(centers, centers, indexing="ij")
         # (grid * grid, 2): the (x, y) of every heatmap cell, in the [-1, 1] crop frame
         self.register_buffer("cell_xy", torch.stack([xs.flatten(), ys.flatten()], 1), persistent=False)
+        self.register_buffer("cell_index", torch.arange(self.grid, dtype=torch.float32), persistent=False)
 
     def heatmaps(self, x, markups=None):
         """(N, 68, H/4, W/4) logits: one heatmap per keypoint, from head ``self.markup``,
@@ -193,6 +194,15 @@ class HeatmapNet(nn.Module):
         # Constant shapes (only the batch is -1) keep the exported graph free of
         # Shape/Gather/Concat nodes, which cost as much as a conv at batch one.
         return torch.softmax(heatmaps.reshape(-1, NUM_OUTPUTS // 2, self.grid * self.grid), dim=-1)
+
+    def spread(self, prob):
+        """(N,): the mean over keypoints of each map's RMS distance from its mean, in cells.
+        Compact on a face, spread out on anything else: the input of the face score."""
+        maps = prob.reshape(-1, NUM_OUTPUTS // 2, self.grid, self.grid)
+        px, py = maps.sum(2), maps.sum(3)       # marginals over x and over y
+        mean_x, mean_y = px @ self.cell_index, py @ self.cell_index
+        var = px @ self.cell_index ** 2 - mean_x ** 2 + py @ self.cell_index ** 2 - mean_y ** 2
+        return var.clamp(min=0).sqrt().mean(1)
 
     def decode(self, prob):
         """(N, 136): the expected (x, y) of every keypoint under its probabilities."""

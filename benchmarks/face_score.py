@@ -10,35 +10,41 @@ compact peak; on a crop without a face the maps spread out. This measures the me
 - non-faces: a crop of each of those Udacity frames away from the face, and random crops of
   scikit-image's sample images (coins, a cat, text, cells, ...);
 and the AUC of telling the two apart by spread alone (1.0: a threshold separates them).
+
+``--write`` stores the face-score calibration in the checkpoint's config ('face_score': the
+spread scoring 0.5 halfway between the faces' 99th percentile and the non-faces' 1st, and a
+scale putting those two at scores 0.88 and 0.12; keypointer.face_score).
 """
 import argparse
 import os
 import sys
 
 import numpy as np
-import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import data_300w  # noqa: E402
 import data_load  # noqa: E402
-from checkpoint import CheckpointError  # noqa: E402
+from checkpoint import CheckpointError, update_config  # noqa: E402
 from face_detector import FaceDetector, to_gray  # noqa: E402
 from framing import roi_square  # noqa: E402
 from keypointer import DEFAULT_CHECKPOINT, Keypointer  # noqa: E402
-from metrics import heatmap_spread  # noqa: E402
 from benchmarks.samples import gray_sample  # noqa: E402
 
 SAMPLES = ("astronaut", "brick", "camera", "cat", "cell", "checkerboard", "chelsea", "clock", "coffee", "coins",
            "colorwheel", "grass", "gravel", "horse", "hubble_deep_field", "immunohistochemistry", "logo",
            "microaneurysms", "moon", "page", "retina", "rocket", "text")
 CROPS_PER_SAMPLE = 8
+MIN_SCALE = 0.05        # cells: the steepest score, where faces and non-faces overlap
 
 
-def mean_spread(model, crops):
-    x = torch.from_numpy(np.stack(crops)[:, None].astype(np.float32) / 255)
-    with torch.no_grad():
-        prob = model.probabilities(model.heatmaps(x)).reshape(len(x), 68, model.grid, model.grid).numpy()
-    return np.array([heatmap_spread(p).mean() for p in prob])
+def mean_spread(keypointer, crops):
+    return keypointer.raw_and_spread(np.stack(crops)[:, None].astype(np.float32) / 255)[1]
+
+
+def calibration(face, other):
+    """The face score's calibration from the spreads of faces and of non-faces."""
+    face_high, other_low = np.percentile(face, 99), np.percentile(other, 1)
+    return {"at_half": float((face_high + other_low) / 2), "scale": float(max(MIN_SCALE, (other_low - face_high) / 4))}
 
 
 def sample_crops(size, rng):
@@ -88,23 +94,31 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="a HeatmapNet checkpoint (default: %(default)s)")
     p.add_argument("--data-dir", help="Udacity data (default: $FKP_DATA_DIR, else ./data)")
+    p.add_argument("--write", action="store_true", help="store the measured calibration in the checkpoint")
     args = p.parse_args(argv)
     try:
         data_dir = data_load.resolve_data_dir(args.data_dir)
         keypointer = Keypointer(args.checkpoint, "torch")
     except (data_load.DataError, CheckpointError) as e:
         sys.exit(f"error: {e}")
-    model, size, rng = keypointer.model, keypointer.input_size, np.random.default_rng(0)
+    if keypointer.raw_and_spread(np.zeros((1, 1, keypointer.input_size, keypointer.input_size)))[1] is None:
+        sys.exit(f"error: {args.checkpoint}: not a heatmap model, it has no heatmap spread")
+    size, rng = keypointer.input_size, np.random.default_rng(0)
     faces, others = udacity_crops(data_dir, size, rng)
     sets = {"Udacity test faces": faces, "LFPW test faces (Haar ROI)": lfpw_crops(size),
             "Udacity frames away from the face": others, "scikit-image samples": sample_crops(size, rng)}
-    spreads = {name: mean_spread(model, crops) for name, crops in sets.items() if crops}
+    spreads = {name: mean_spread(keypointer, crops) for name, crops in sets.items() if crops}
     print(f"{'crops':36s} {'n':>4s}  mean spread, cells: min  p1   p50  p99  max")
     for name, s in spreads.items():
         print(f"{name:36s} {len(s):4d}  " + " ".join(f"{v:4.2f}" for v in np.percentile(s, [0, 1, 50, 99, 100])))
     face = np.concatenate([s for n, s in spreads.items() if "faces" in n])
     other = np.concatenate([s for n, s in spreads.items() if "faces" not in n])
     print(f"AUC, faces against non-faces by spread: {(face[:, None] < other[None]).mean():.4f}")
+    fit = calibration(face, other)
+    print(f"calibration: score 0.5 at spread {fit['at_half']:.3f} cells, scale {fit['scale']:.3f}")
+    if args.write:
+        update_config(args.checkpoint, face_score=fit)
+        print(f"wrote the calibration into {args.checkpoint}")
 
 
 if __name__ == "__main__":
