@@ -10,11 +10,12 @@
 The default model is the in-the-wild one (saved_models/keypointnet_wild.pt, 300-W markup);
 ``--checkpoint saved_models/keypointnet.pt`` is the course's Udacity-markup model.
 
-Pipeline (one short function, :func:`detect_keypoints`): Haar cascade (a second one
+Pipeline (one short function, pipeline.detect_keypoints): Haar cascade (a second one
 where the first finds nothing) -> box padded by a margin -> square crop, the framing the
 model was trained on -> CNN (all faces as one batch) -> keypoints mapped back into
-original-image pixels; optionally re-framed on the predicted keypoints and predicted
-again (--refine).
+original-image pixels; a face rolled past --align degrees is cut again upright, and
+detections the model scores as no face (--min-score) are dropped. Videos and cameras track
+each face from its last keypoints (tracking.py) and decode and write in threads (video.py).
 """
 import argparse
 import json
@@ -29,15 +30,15 @@ import overlay
 import pose
 from checkpoint import CheckpointError
 from atomic import write_atomic
-from data_load import DataError, crop_square_array, face_square, load_image, uncrop_points
+from data_load import DataError, load_image
 from face_detector import DEFAULT_CASCADE, FALLBACK_CASCADE, FaceDetector, to_gray  # noqa: F401
-from framing import DEFAULT_MARGIN, roi_square
-from keypointer import DEFAULT_CHECKPOINT, Keypointer
+from framing import DEFAULT_MARGIN
+from keypointer import DEFAULT_CHECKPOINT, MIN_FACE_SCORE, Keypointer
+from pipeline import (DEFAULT_REFINE, ROLL_ALIGN_DEGREES, detect_keypoints, keypoints_for_boxes,  # noqa: F401
+                      keypoints_for_squares)
+from tracking import REDETECT_EVERY, SMOOTH_BETA, SMOOTH_MIN_CUTOFF, FaceTracker
+from video import in_background, run_camera, run_video
 
-# Re-framing passes on the predicted keypoints. The model trains on the detector's own
-# framings, so one pass is enough by default (model card: --refine 1 gains 0.0013 NME on
-# Udacity's test split for twice the time).
-DEFAULT_REFINE = 0
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 OUTPUT_DIR = "outputs"
 FACE_PARTS = {"jaw": (range(0, 17), False), "right_brow": (range(17, 22), False),
@@ -45,38 +46,6 @@ FACE_PARTS = {"jaw": (range(0, 17), False), "right_brow": (range(17, 22), False)
               "nose_base": (range(31, 36), False), "right_eye": (range(36, 42), True),
               "left_eye": (range(42, 48), True), "outer_lips": (range(48, 60), True),
               "inner_lips": (range(60, 68), True)}
-
-
-def predict_squares(gray, squares, keypointer):
-    """Keypoints (N, 68, 2) in image pixels for square crops of ``gray``, one batch."""
-    size = keypointer.input_size
-    crops = np.stack([crop_square_array(gray, sq, size) for sq in squares])[:, None].astype(np.float32) / 255
-    return np.stack([uncrop_points(kp, sq, size) for kp, sq in zip(keypointer(crops), squares)])
-
-
-def keypoints_for_squares(gray, squares, keypointer, refine=DEFAULT_REFINE):
-    """Keypoints (N, 68, 2) in image pixels for square ROIs; each refine pass re-frames
-    the face on its predicted keypoints (the exact training framing) and predicts again."""
-    if len(squares) == 0:
-        return np.zeros((0, 68, 2), np.float32)
-    keypoints = predict_squares(gray, squares, keypointer)
-    for _ in range(refine):
-        squares = [face_square(kp, keypointer.framing_scale) for kp in keypoints]
-        keypoints = predict_squares(gray, squares, keypointer)
-    return keypoints
-
-
-def keypoints_for_boxes(gray, boxes, keypointer, margin=DEFAULT_MARGIN, refine=DEFAULT_REFINE):
-    """Keypoints (N, 68, 2) in image pixels for detector boxes (N, 4) of ``gray``."""
-    return keypoints_for_squares(gray, [roi_square(b, margin) for b in boxes], keypointer, refine)
-
-
-def detect_keypoints(image, detector, keypointer, margin=DEFAULT_MARGIN, refine=DEFAULT_REFINE):
-    """Faces in ``image``: a list of {'box': [x, y, w, h], 'keypoints': (68, 2) array}."""
-    gray = to_gray(image)
-    boxes = detector(gray)
-    keypoints = keypoints_for_boxes(gray, boxes, keypointer, margin, refine)
-    return [{"box": [int(round(v)) for v in b], "keypoints": kp} for b, kp in zip(boxes, keypoints)]
 
 
 def draw_faces(image, faces, thickness=None, axes=False):
@@ -98,10 +67,11 @@ def draw_faces(image, faces, thickness=None, axes=False):
 
 
 def face_record(name, image, faces):
-    """The JSON record of one image or frame: each face's box, keypoints and head pose."""
+    """The JSON record of one image or frame: each face's box, face score, keypoints and head pose."""
     height, width = image.shape[:2]
     return {"image": name, "width": int(width), "height": int(height),
-            "faces": [{"box": f["box"], "keypoints": np.round(f["keypoints"].astype(np.float64), 2).tolist(),
+            "faces": [{"box": f["box"], "score": None if f.get("score") is None else round(f["score"], 4),
+                       "keypoints": np.round(f["keypoints"].astype(np.float64), 2).tolist(),
                        "pose": pose.head_pose(f["keypoints"], width, height)} for f in faces]}
 
 
@@ -119,117 +89,43 @@ def save_json(path, records):
     write_atomic(path, write)
 
 
-def run_image(image, name, out_path, detect, draw=draw_faces):
+def run_image(image, name, out_path, detect, draw=draw_faces, save=save_image):
     faces = detect(image)
-    save_image(out_path, draw(image, faces))
+    save(out_path, draw(image, faces))
     print(f"{name}: {len(faces)} face(s)" + ("" if faces else " — no face found") + f" -> {out_path}")
     return face_record(name, image, faces)
 
 
-def run_video(path, out_path, detect, draw=draw_faces):
-    """Annotate every frame; returns one record per frame and prints frames per second."""
-    from tqdm import tqdm
-    capture = cv2.VideoCapture(path)
-    if not capture.isOpened():
-        raise DataError(f"{path}: not a readable video")
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    records = []
+def run_folder(folder, out_folder, detect, draw=draw_faces):
+    """Every image of a folder: decoded ahead and written behind by threads, so both cores work.
+    Returns (records, one line per file that failed)."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    def write(tmp):
-        writer = None
+    def load(name):
         try:
-            for index in tqdm(range(total) if total else iter(int, 1), desc="frames", unit="frame"):
-                ok, frame = capture.read()
-                if not ok:
-                    break
-                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                faces = detect(rgb)
-                if writer is None:
-                    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, rgb.shape[1::-1])
-                writer.write(cv2.cvtColor(draw(rgb, faces), cv2.COLOR_RGB2BGR))
-                records.append(face_record(f"{os.path.basename(path)}#{index}", rgb, faces))
-        finally:
-            if writer is not None:
-                writer.release()
-        if not records:
-            raise DataError(f"{path}: no frame could be read")
-    start = time.perf_counter()
-    try:
-        write_atomic(out_path, write)
-    finally:
-        capture.release()
-    seconds = time.perf_counter() - start
-    print(f"{path}: {len(records)} frames, {sum(len(r['faces']) for r in records)} faces, "
-          f"{len(records) / seconds:.1f} frames/s -> {out_path}")
-    return records
+            return name, load_image(os.path.join(folder, name))
+        except DataError as e:
+            return name, e
+    names = sorted(f for f in os.listdir(folder) if not f.startswith("."))
+    records, failures, start = [], [], time.perf_counter()
+    with ThreadPoolExecutor(1) as saver:
+        writes = []
 
-
-def has_display():
-    """Whether OpenCV can open a window here (a desktop session, an OpenCV build with a GUI)."""
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return False
-    try:
-        cv2.namedWindow("probe", cv2.WINDOW_NORMAL)
-        cv2.destroyWindow("probe")
-        return True
-    except cv2.error:       # opencv-python-headless: no GUI
-        return False
-
-
-def run_camera(index, out_path, detect, draw, max_frames=None):
-    """Annotate a camera's stream: in a window with the frame rate where a display exists
-    (``q`` stops), into ``out_path`` otherwise; Ctrl-C stops either cleanly, the file complete."""
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)    # our one line, not OpenCV's warnings
-    try:
-        capture = cv2.VideoCapture(index)
-    finally:
-        cv2.utils.logging.setLogLevel(level)
-    if not capture.isOpened():
-        raise DataError(f"camera {index}: cannot be opened")
-    window, frames, start = has_display(), 0, time.perf_counter()
-
-    def stream(tmp=None):
-        nonlocal frames
-        writer = None
-        try:
-            while max_frames is None or frames < max_frames:
-                ok, frame = capture.read()
-                if not ok:
-                    break
-                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                shown = cv2.cvtColor(draw(rgb, detect(rgb)), cv2.COLOR_RGB2BGR)
-                frames += 1
-                fps = frames / (time.perf_counter() - start)
-                if window:
-                    cv2.putText(shown, f"{fps:.1f} fps", (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 1, (0, 255, 255), 2)
-                    cv2.imshow("facial keypoints (q quits)", shown)
-                    if cv2.waitKey(1) & 0xFF == ord("q"):
-                        break
-                else:
-                    if writer is None:
-                        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), 30.0, shown.shape[1::-1])
-                    writer.write(shown)
-        except KeyboardInterrupt:
-            pass                # stop at a frame boundary: what was written stays a complete file
-        finally:
-            if writer is not None:
-                writer.release()
-        if not window and frames == 0:
-            raise DataError(f"camera {index}: no frame could be read")
-    try:
-        if window:
-            stream()
-        else:
-            write_atomic(out_path, stream)
-    finally:
-        capture.release()
-        if window:
-            cv2.destroyAllWindows()
-    print(f"camera {index}: {frames} frames, {frames / (time.perf_counter() - start):.1f} frames/s"
-          + ("" if window else f" -> {out_path}"))
-    return frames
+        def save(path, rgb):
+            writes.append(saver.submit(save_image, path, rgb))
+        for name, image in in_background(load(n) for n in names):
+            if isinstance(image, DataError):
+                failures.append(str(image))
+                continue
+            out = os.path.join(out_folder, os.path.splitext(name)[0] + "_keypoints.png")
+            records.append(run_image(image, name, out, detect, draw, save))
+        for write in writes:
+            try:
+                write.result()
+            except DataError as e:
+                failures.append(str(e))
+    print(f"{folder}: {len(records)} images, {len(records) / (time.perf_counter() - start):.1f} images/s end to end")
+    return records, failures
 
 
 def sample_image():
@@ -248,35 +144,38 @@ def run(args):
     detector = FaceDetector(args.cascade, args.scale_factor, args.min_neighbors, args.min_size, fallback=fallback,
                             profile=args.profile, rotations=(-args.rotate, args.rotate) if args.rotate else ())
     keypointer = Keypointer(args.checkpoint, args.backend, flip=args.flip)
+    align = args.align or None
 
     def detect(image):
-        return detect_keypoints(image, detector, keypointer, args.margin, args.refine)
+        return detect_keypoints(image, detector, keypointer, args.margin, args.refine, args.min_score, align)
 
     def draw(image, faces):
         if args.overlay:
             return overlay.apply(image, faces, args.overlay)
         return draw_faces(image, faces, axes=args.pose)
+
+    def stream():
+        """A frame's faces for a video or camera: tracked, or detected anew with --no-track."""
+        if args.no_track:
+            return lambda image, seconds: detect(image)
+        return FaceTracker(detector, keypointer, args.margin, args.min_score, args.redetect_every, args.smooth, align)
     failures, records, single = [], [], False
     if args.camera is not None:
-        run_camera(args.camera, args.out or os.path.join(OUTPUT_DIR, f"camera{args.camera}_keypoints.mp4"), detect, draw)
+        run_camera(args.camera, args.out or os.path.join(OUTPUT_DIR, f"camera{args.camera}_keypoints.mp4"),
+                   stream(), draw)
         return 0
     if args.input is None:
         records, single = [run_image(sample_image(), "astronaut", output_path(args, "astronaut", ".png"), detect, draw)], True
     elif os.path.isdir(args.input):
-        folder_out = args.out or os.path.join(OUTPUT_DIR, os.path.basename(os.path.normpath(args.input)))
-        for name in sorted(f for f in os.listdir(args.input) if not f.startswith(".")):
-            try:
-                out = os.path.join(folder_out, os.path.splitext(name)[0] + "_keypoints.png")
-                records.append(run_image(load_image(os.path.join(args.input, name)), name, out, detect, draw))
-            except DataError as e:
-                failures.append(str(e))
+        records, failures = run_folder(args.input, args.out or os.path.join(OUTPUT_DIR, os.path.basename(
+            os.path.normpath(args.input))), detect, draw)
     elif not os.path.exists(args.input):
         raise DataError(f"{args.input}: no such file or directory")
     else:
         name = os.path.basename(args.input)
         stem, ext = os.path.splitext(name)
         if ext.lower() in VIDEO_EXTENSIONS:
-            records = run_video(args.input, output_path(args, stem, ".mp4"), detect, draw)
+            records = run_video(args.input, output_path(args, stem, ".mp4"), stream(), draw, face_record)
         else:
             records, single = [run_image(load_image(args.input), name, output_path(args, stem, ".png"), detect, draw)], True
     if args.json:
@@ -286,6 +185,19 @@ def run(args):
         print(f"{len(failures)} file(s) failed:\n  " + "\n  ".join(failures), file=sys.stderr)
         return 1
     return 0
+
+
+def smooth_option(text):
+    """'CUTOFF,BETA' -> (cutoff, beta); 'off' -> None."""
+    if text == "off":
+        return None
+    try:
+        cutoff, beta = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give CUTOFF,BETA (two numbers) or off") from None
+    if cutoff <= 0 or beta < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the cut-off must be > 0 and beta >= 0")
+    return cutoff, beta
 
 
 def parse_args(argv=None):
@@ -322,6 +234,18 @@ def parse_args(argv=None):
                    help="draw this on every face instead of its keypoints, placed by them (overlay.py)")
     p.add_argument("--pose", action="store_true",
                    help="draw each head's pose axes (yaw, pitch and roll are always in the JSON; pose.py)")
+    p.add_argument("--min-score", type=float, default=MIN_FACE_SCORE,
+                   help="drop detections whose face score (the landmark model's, 0 to 1) is below this; "
+                        "0 keeps all (default: %(default)s)")
+    p.add_argument("--align", type=float, default=ROLL_ALIGN_DEGREES, metavar="DEG",
+                   help="cut a face rolled past DEG degrees again, turned upright; 0: never (default: %(default)s)")
+    p.add_argument("--no-track", action="store_true",
+                   help="video and camera: detect every frame instead of tracking each face from the last")
+    p.add_argument("--redetect-every", type=int, default=REDETECT_EVERY, metavar="N",
+                   help="tracking: also run the detector every N frames, for new faces (default: %(default)s)")
+    p.add_argument("--smooth", type=smooth_option, default=(SMOOTH_MIN_CUTOFF, SMOOTH_BETA), metavar="CUTOFF,BETA",
+                   help="tracking: One Euro filter on the keypoints, its cut-off at rest (Hz) and speed "
+                        "coefficient (per face size per second); 'off': raw keypoints (default: %(default)s)")
     p.add_argument("--refine", type=int, default=DEFAULT_REFINE,
                    help="re-frame on the predicted keypoints and predict again, N times (default: %(default)s)")
     return p.parse_args(argv)

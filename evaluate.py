@@ -23,7 +23,7 @@ import degrade
 from atomic import write_json
 from checkpoint import CheckpointError
 import data_300w
-from detect import DEFAULT_REFINE, keypoints_for_boxes, keypoints_for_squares
+from pipeline import DEFAULT_REFINE, ROLL_ALIGN_DEGREES, keypoints_for_boxes, keypoints_for_squares
 from face_detector import FaceDetector, to_gray
 from framing import DEFAULT_MARGIN, match_box
 from keypointer import DEFAULT_CHECKPOINT, UDACITY_CHECKPOINT, Keypointer
@@ -80,7 +80,8 @@ def run_on_face(item, find_boxes, landmarks):
     return {"name": item["name"], "nme": float(nme_per_face(kp, target)), "keypoints": kp, "seconds": seconds}
 
 
-def cnn_pipeline(keypointer, framing="haar", detector=None, margin=DEFAULT_MARGIN, refine=DEFAULT_REFINE):
+def cnn_pipeline(keypointer, framing="haar", detector=None, margin=DEFAULT_MARGIN, refine=DEFAULT_REFINE,
+                 align=ROLL_ALIGN_DEGREES):
     """(find_boxes, landmarks) for our CNN. ``framing='haar'``: the Haar detector and the
     padded ROI; ``'gt'``: an oracle box, the training framing of the annotated face."""
     if framing == "gt":
@@ -89,7 +90,7 @@ def cnn_pipeline(keypointer, framing="haar", detector=None, margin=DEFAULT_MARGI
             return [(x, y, side, side)]
 
         def landmarks(image, box):
-            return keypoints_for_squares(to_gray(image), [tuple(box[:3])], keypointer, refine)[0]
+            return keypoints_for_squares(to_gray(image), [tuple(box[:3])], keypointer, refine, align)[0]
     else:
         # As in detect.detect_keypoints, the gray image made for the detector is the one
         # the landmark stage crops from, so the per-face time does not convert it again.
@@ -101,7 +102,7 @@ def cnn_pipeline(keypointer, framing="haar", detector=None, margin=DEFAULT_MARGI
 
         def landmarks(image, box):
             gray = last["gray"] if image is last["image"] else to_gray(image)
-            return keypoints_for_boxes(gray, box[None], keypointer, margin, refine)[0]
+            return keypoints_for_boxes(gray, box[None], keypointer, margin, refine, align)[0]
     return find_boxes, landmarks
 
 
@@ -178,6 +179,8 @@ def main(argv=None):
     p.add_argument("--framing", choices=("gt", "haar"), default="gt",
                    help="crop from ground-truth keypoints, or run the Haar pipeline (default: gt)")
     p.add_argument("--refine", type=int, default=DEFAULT_REFINE, help="re-framing passes (default: %(default)s)")
+    p.add_argument("--align", type=float, default=ROLL_ALIGN_DEGREES, metavar="DEG",
+                   help="cut faces rolled past DEG degrees again, upright; 0: never (default: %(default)s)")
     p.add_argument("--margin", type=float, default=DEFAULT_MARGIN, help="ROI padding per side (default: %(default)s)")
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx",
                    help="run the net with ONNX Runtime or PyTorch (default: %(default)s)")
@@ -198,7 +201,7 @@ def main(argv=None):
         sets = test_sets(args, degradation)
         keypointer = Keypointer(checkpoint, args.backend, flip=args.flip, markup=args.markup)
         detector = FaceDetector() if args.framing == "haar" else None
-        find_boxes, landmarks = cnn_pipeline(keypointer, args.framing, detector, args.margin, args.refine)
+        find_boxes, landmarks = cnn_pipeline(keypointer, args.framing, detector, args.margin, args.refine, args.align or None)
         t0 = time.perf_counter()
         results = {name: run_on_dataset(dataset, find_boxes, landmarks, args.subset) for name, dataset in sets.items()}
     except (data_load.DataError, CheckpointError) as e:
@@ -208,7 +211,7 @@ def main(argv=None):
     for name, rows in results.items():
         summary = score(rows)
         summary.update(set=name, checkpoint=checkpoint, markup=keypointer.markup, framing=args.framing,
-                       refine=args.refine, flip=args.flip,
+                       refine=args.refine, align=args.align, flip=args.flip,
                        degrade=args.degrade, backend=args.backend, seconds=seconds, forward_ms=forward_ms,
                        keypoint_ms_per_face=_median_ms([r["seconds"] for r in rows if "seconds" in r]))
         summaries[name] = summary

@@ -11,6 +11,8 @@ import pytest
 import data_load as dl
 import detect
 import framing
+import pipeline as pl
+import video
 from conftest import ROOT, SHIPPED_MODEL
 from keypointer import Keypointer
 
@@ -21,6 +23,9 @@ class CentreKeypointer:
 
     def __call__(self, crops):
         return np.full((len(crops), 68, 2), self.input_size / 2, np.float32)
+
+    def predict(self, crops):
+        return self(crops), None
 
 
 @pytest.fixture(scope="module")
@@ -251,14 +256,14 @@ class ShapeKeypointer(CentreKeypointer):
 
 
 def test_each_refine_pass_reframes_the_crop_on_the_previous_keypoints(monkeypatch):
-    calls, predict = [], detect.predict_squares
+    calls, predict = [], pl.predict_rois
 
-    def spy(gray, squares, keypointer):
-        calls.append(np.array(squares, np.float64))
-        return predict(gray, squares, keypointer)
-    monkeypatch.setattr(detect, "predict_squares", spy)
+    def spy(gray, rois, keypointer):
+        calls.append(np.array([sq for sq, _ in rois], np.float64))
+        return predict(gray, rois, keypointer)
+    monkeypatch.setattr(pl, "predict_rois", spy)
     gray, model = np.zeros((300, 400), np.uint8), ShapeKeypointer()
-    out = detect.keypoints_for_squares(gray, [(10.0, 20.0, 100.0)], model, refine=2)
+    out = detect.keypoints_for_squares(gray, [(10.0, 20.0, 100.0)], model, refine=2, align=None)
     assert len(calls) == 3
     first = dl.uncrop_points(model.shape, calls[0][0], model.input_size)
     np.testing.assert_allclose(calls[1][0], dl.face_square(first, model.framing_scale), atol=1e-4)
@@ -299,15 +304,15 @@ class FakeCamera:
 
 def test_camera_without_a_display_writes_a_complete_video_and_stops_on_ctrl_c(tmp_path, monkeypatch, pipeline):
     monkeypatch.setattr(detect.cv2, "VideoCapture", FakeCamera)
-    monkeypatch.setattr(detect, "has_display", lambda: False)
+    monkeypatch.setattr(video, "has_display", lambda: False)
     out = tmp_path / "cam.mp4"
 
-    def find(rgb):
+    def find(rgb, seconds):
         return detect.detect_keypoints(rgb, *pipeline)
-    frames = detect.run_camera(0, str(out), find, detect.draw_faces)
+    frames = video.run_camera(0, str(out), find, detect.draw_faces)
     monkeypatch.undo()
-    video = cv2.VideoCapture(str(out))
-    assert frames == 4 and int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+    written = cv2.VideoCapture(str(out))
+    assert frames == 4 and int(written.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
 
 

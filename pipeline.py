@@ -1,0 +1,169 @@
+"""Detect -> crop -> net -> map back: the landmark stage shared by images, video and tracking.
+
+A face's region of interest (ROI) is a square ``(x, y, side)`` in image pixels and a roll
+angle: the crop is cut turned by that angle, so a tilted face reaches the network upright,
+and its keypoints are mapped back through the same turn. Upright faces (|roll| below
+ROLL_ALIGN_DEGREES) are cut exactly as in training (data_load.crop_square_array).
+"""
+import cv2
+import numpy as np
+
+from data_load import crop_points, crop_square_array, face_square, keypoint_box, uncrop_points
+from face_detector import to_gray
+from framing import DEFAULT_MARGIN, roi_square
+
+# Re-framing passes on the predicted keypoints. The model trains on the detector's own
+# framings, so none is needed by default (model card: --refine 1 gains 0.0013 NME on
+# Udacity's test split for twice the time).
+DEFAULT_REFINE = 0
+# A face rolled further than this (eye line against the horizontal, from a first pass) is
+# cut again, turned upright. Measured through the pipeline on LFPW test (docs/experiments.md):
+# NME 0.0447 without, 0.0446 at 15 degrees, 0.0441 at 10 (15 % of its faces take the second
+# pass), 0.0433 at 5 (38 %); 10 keeps the extra time to a few faces.
+ROLL_ALIGN_DEGREES = 10.0
+RIGHT_EYE, LEFT_EYE = slice(36, 42), slice(42, 48)     # the subject's right eye is on the image's left
+
+
+def roll_degrees(keypoints):
+    """The face's roll: the angle of the line from the right eye's centre to the left eye's,
+    degrees, positive when the face is turned clockwise on screen (y down)."""
+    dx, dy = keypoints[LEFT_EYE].mean(0) - keypoints[RIGHT_EYE].mean(0)
+    return float(np.degrees(np.arctan2(dy, dx)))
+
+
+def _turn(angle, center):
+    """2x3 affine turning points by ``-angle`` degrees about ``center``: a face rolled by
+    ``angle`` comes out upright (OpenCV's positive angle is counter-clockwise on screen)."""
+    return cv2.getRotationMatrix2D((float(center[0]), float(center[1])), float(angle), 1.0)
+
+
+def _affine(matrix, points):
+    return np.asarray(points, np.float64) @ matrix[:, :2].T + matrix[:, 2]
+
+
+def _outer(square, size):
+    """The upright square around ``square`` that holds it at any angle, and its crop size."""
+    x, y, side = square
+    big = int(np.ceil(size * np.sqrt(2)))
+    big += (big - size) % 2                 # the inner crop sits on whole pixels
+    outer = side * big / size
+    return (x + side / 2 - outer / 2, y + side / 2 - outer / 2, outer), big
+
+
+def _inner(size, big, angle):
+    """Affine from the outer crop's pixels to the turned inner crop's (continuous coordinates)."""
+    matrix = _turn(angle, (big / 2, big / 2))
+    matrix[:, 2] -= (big - size) / 2
+    return matrix
+
+
+def crop_roi(gray, square, angle, size):
+    """The ``size`` x ``size`` crop of ``square`` turned by ``-angle`` (the face upright).
+    The turn is applied to an area-averaged crop of the surrounding square, so a large face
+    is downscaled as in training before it is turned."""
+    if angle == 0:
+        return crop_square_array(gray, square, size)
+    outer, big = _outer(square, size)
+    matrix = _inner(size, big, angle)
+    # warpAffine works in pixel indices (centres at integers); the project's continuous
+    # coordinates put pixel i at [i, i + 1), half a pixel away.
+    index_matrix = matrix.copy()
+    index_matrix[:, 2] += matrix[:, :2] @ [0.5, 0.5] - 0.5
+    return cv2.warpAffine(crop_square_array(gray, outer, big), index_matrix, (size, size), flags=cv2.INTER_LINEAR)
+
+
+def roi_points(points, square, angle, size):
+    """Image pixels -> pixels of :func:`crop_roi`'s crop."""
+    if angle == 0:
+        return crop_points(points, square, size)
+    outer, big = _outer(square, size)
+    return _affine(_inner(size, big, angle), crop_points(points, outer, big)).astype(np.float32)
+
+
+def unroi_points(points, square, angle, size):
+    """Pixels of :func:`crop_roi`'s crop -> image pixels (the inverse of :func:`roi_points`)."""
+    if angle == 0:
+        return uncrop_points(points, square, size)
+    outer, big = _outer(square, size)
+    return uncrop_points(_affine(cv2.invertAffineTransform(_inner(size, big, angle)), points), outer, big)
+
+
+def keypoint_roi(keypoints, scale, align=ROLL_ALIGN_DEGREES):
+    """The ROI (square, angle) that frames these keypoints as in training: upright when the
+    roll is under ``align`` degrees, else turned by the roll, the square around the keypoint
+    box measured in the turned frame."""
+    roll = roll_degrees(keypoints)
+    if abs(roll) < align:
+        return face_square(keypoints, scale), 0.0
+    center = keypoints.mean(0)
+    (cx, cy), side = keypoint_box(_affine(_turn(roll, center), keypoints))
+    cx, cy = _affine(cv2.invertAffineTransform(_turn(roll, center)), [[cx, cy]])[0]
+    side *= scale
+    return (cx - side / 2, cy - side / 2, side), roll
+
+
+def predict_rois(gray, rois, keypointer):
+    """(keypoints (N, 68, 2) in image pixels, face scores (N,) or None) for ROIs
+    [(square, angle), ...] of ``gray``, as one batch."""
+    size = keypointer.input_size
+    crops = np.stack([crop_roi(gray, sq, a, size) for sq, a in rois])[:, None].astype(np.float32) / 255
+    points, scores = keypointer.predict(crops)
+    return np.stack([unroi_points(p, sq, a, size) for p, (sq, a) in zip(points, rois)]), scores
+
+
+def keypoints_for_rois(gray, rois, keypointer, refine=DEFAULT_REFINE, align=ROLL_ALIGN_DEGREES):
+    """(keypoints (N, 68, 2) in image pixels, face scores (N,) or None) for ROIs.
+    Each refine pass re-frames the faces on their keypoints; then faces rolled past
+    ``align`` degrees are cut again upright (``align=None``: never)."""
+    if len(rois) == 0:
+        return np.zeros((0, 68, 2), np.float32), None
+    keypoints, scores = predict_rois(gray, rois, keypointer)
+    for _ in range(refine):
+        keypoints, scores = predict_rois(gray, [keypoint_roi(kp, keypointer.framing_scale, 180) for kp in keypoints],
+                                         keypointer)
+    if align is None:
+        return keypoints, scores
+    turned = [i for i, kp in enumerate(keypoints) if abs(roll_degrees(kp)) >= align]
+    if turned:
+        again, again_scores = predict_rois(gray, [keypoint_roi(keypoints[i], keypointer.framing_scale, align)
+                                                  for i in turned], keypointer)
+        keypoints = keypoints.copy()
+        keypoints[turned] = again
+        if scores is not None:
+            scores = scores.copy()
+            scores[turned] = again_scores
+    return keypoints, scores
+
+
+def keypoints_for_squares(gray, squares, keypointer, refine=DEFAULT_REFINE, align=ROLL_ALIGN_DEGREES):
+    """Keypoints (N, 68, 2) in image pixels for upright square ROIs (x, y, side)."""
+    return keypoints_for_rois(gray, [(sq, 0.0) for sq in squares], keypointer, refine, align)[0]
+
+
+def keypoints_for_boxes(gray, boxes, keypointer, margin=DEFAULT_MARGIN, refine=DEFAULT_REFINE,
+                        align=ROLL_ALIGN_DEGREES):
+    """Keypoints (N, 68, 2) in image pixels for detector boxes (N, 4) of ``gray``."""
+    return keypoints_for_squares(gray, [roi_square(b, margin) for b in boxes], keypointer, refine, align)
+
+
+def faces_from(boxes, keypoints, scores, min_score):
+    """[{'box', 'keypoints', 'score'}]: the faces scoring at least ``min_score`` (all when
+    the model has no face score)."""
+    faces = []
+    for i, (box, kp) in enumerate(zip(boxes, keypoints)):
+        score = None if scores is None else float(scores[i])
+        if score is None or score >= min_score:
+            faces.append({"box": [int(round(v)) for v in box], "keypoints": kp, "score": score})
+    return faces
+
+
+def detect_keypoints(image, detector, keypointer, margin=DEFAULT_MARGIN, refine=DEFAULT_REFINE,
+                     min_score=0.0, align=ROLL_ALIGN_DEGREES):
+    """Faces in ``image``: a list of {'box': [x, y, w, h], 'keypoints': (68, 2) array,
+    'score': the landmark model's face score or None}; detections scoring under
+    ``min_score`` are dropped."""
+    gray = to_gray(image)
+    boxes = detector(gray)
+    keypoints, scores = keypoints_for_rois(gray, [(roi_square(b, margin), 0.0) for b in boxes], keypointer,
+                                           refine, align)
+    return faces_from(boxes, keypoints, scores, min_score)

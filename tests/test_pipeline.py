@@ -1,0 +1,105 @@
+"""Turned ROIs (a rolled face cut upright and mapped back) and the landmark model's face score."""
+import cv2
+import numpy as np
+import pytest
+
+import pipeline as pl
+from conftest import SHIPPED_MODEL
+from face_detector import FaceDetector, to_gray
+from keypointer import DEFAULT_CHECKPOINT, MIN_FACE_SCORE, Keypointer, face_score
+from metrics import nme_per_face
+
+
+def blob_image(center, shape=(400, 500), sigma=3.0):
+    ys, xs = np.mgrid[:shape[0], :shape[1]] + 0.5           # pixel centres, continuous coordinates
+    return (255 * np.exp(-((xs - center[0]) ** 2 + (ys - center[1]) ** 2) / (2 * sigma ** 2))).astype(np.uint8)
+
+
+def centroid(image):
+    ys, xs = np.mgrid[:image.shape[0], :image.shape[1]] + 0.5
+    w = image.astype(np.float64)
+    return np.array([(xs * w).sum(), (ys * w).sum()]) / w.sum()
+
+
+@pytest.mark.parametrize("angle", [0.0, 30.0, -50.0, 120.0])
+def test_points_map_into_the_turned_crop_and_back(angle):
+    square, size = (120.3, 80.7, 160.0), 80
+    points = np.random.default_rng(1).uniform(100, 260, (68, 2))
+    inside = pl.roi_points(points, square, angle, size)
+    np.testing.assert_allclose(pl.unroi_points(inside, square, angle, size), points, atol=1e-3)
+
+
+@pytest.mark.parametrize("angle", [0.0, 25.0, -40.0])
+def test_the_crop_shows_an_image_point_where_roi_points_puts_it(angle):
+    square, size, spot = (150.0, 100.0, 200.0), 80, np.array([[290.0, 170.0]])
+    crop = pl.crop_roi(blob_image(spot[0]), square, angle, size)
+    np.testing.assert_allclose(centroid(crop), pl.roi_points(spot, square, angle, size)[0], atol=0.3)
+
+
+def test_a_rolled_face_is_cut_upright_and_its_roll_measured():
+    upright = np.zeros((68, 2))
+    upright[pl.RIGHT_EYE] = [100, 100]
+    upright[pl.LEFT_EYE] = [160, 100]
+    upright[:17] = np.column_stack([np.linspace(80, 180, 17), np.full(17, 190)])
+    turn = cv2.getRotationMatrix2D((130, 140), -35, 1.0)         # clockwise on screen
+    rolled = upright @ turn[:, :2].T + turn[:, 2]
+    assert pl.roll_degrees(rolled) == pytest.approx(35)
+    (x, y, side), angle = pl.keypoint_roi(rolled, 1.5)
+    assert angle == pytest.approx(35)
+    inside = pl.roi_points(rolled, (x, y, side), angle, 80)
+    assert pl.roll_degrees(inside) == pytest.approx(0, abs=1e-3)
+    assert inside.min() > 0 and inside.max() < 80                   # the face fits the crop
+    # the keypoint box in the turned frame, not the wider box of the rolled points
+    assert side == pytest.approx(1.5 * np.ptp(upright, 0).max())
+    assert pl.keypoint_roi(upright, 1.5)[1] == 0.0
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    from skimage import data
+    return data.astronaut()
+
+
+def test_the_real_model_places_a_face_rolled_by_40_degrees_after_it_is_turned_upright(astronaut):
+    """The astronaut turned by 40 degrees: the upright crop goes wrong, the turned crop gives the
+    upright photo's keypoints turned with it."""
+    keypointer, gray = Keypointer(DEFAULT_CHECKPOINT, "torch"), to_gray(astronaut)
+    box = FaceDetector()(gray)[0]
+    reference = pl.keypoints_for_boxes(gray, box[None], keypointer)[0]
+    h, w = gray.shape
+    turn = cv2.getRotationMatrix2D((w / 2 - 0.5, h / 2 - 0.5), -40, 1.0)   # clockwise, pixel indices
+    rolled = cv2.warpAffine(gray, turn, (w, h))
+    truth = (reference - 0.5) @ turn[:, :2].T + turn[:, 2] + 0.5
+    centre = truth.mean(0)
+    rolled_box = np.array([*(centre - box[2:] / 2 - [0, 0.16 * box[2]]), *box[2:]])   # Haar-like box, upright
+    plain = pl.keypoints_for_boxes(rolled, rolled_box[None], keypointer, align=None)[0]
+    aligned = pl.keypoints_for_boxes(rolled, rolled_box[None], keypointer)[0]
+    assert pl.roll_degrees(aligned) == pytest.approx(pl.roll_degrees(truth), abs=3)
+    assert nme_per_face(aligned, truth) < 0.04
+    assert nme_per_face(aligned, truth) < nme_per_face(plain, truth)
+
+
+@pytest.mark.parametrize("checkpoint", [DEFAULT_CHECKPOINT, SHIPPED_MODEL])
+def test_the_face_score_keeps_the_face_and_drops_non_faces(checkpoint, astronaut):
+    keypointer, gray = Keypointer(checkpoint), to_gray(astronaut)
+    box = FaceDetector()(gray)[0]
+    face = pl.detect_keypoints(astronaut, FaceDetector(), keypointer)[0]
+    assert face["score"] > 0.9
+    rng = np.random.default_rng(0)
+    walls = [pl.keypoints_for_rois(gray, [((x, 300.0, 150.0), 0.0)], keypointer)[1][0] for x in (20, 330)]
+    noise = keypointer.predict(rng.random((4, 1, keypointer.input_size, keypointer.input_size)).astype(np.float32))[1]
+    assert max(walls) < MIN_FACE_SCORE and noise.max() < MIN_FACE_SCORE
+    assert box[0] > 150                                   # the two walls are away from the face
+
+
+def test_the_onnx_graph_gives_the_same_score_as_pytorch():
+    crops = np.random.default_rng(2).random((3, 1, 80, 80)).astype(np.float32)
+    crops[0, 0, 20:60, 20:60] = 0.2
+    torch_scores = Keypointer(DEFAULT_CHECKPOINT, "torch").predict(crops)[1]
+    np.testing.assert_allclose(Keypointer(DEFAULT_CHECKPOINT, "onnx").predict(crops)[1], torch_scores, atol=1e-4)
+
+
+def test_face_score_is_one_half_at_the_calibration_and_falls_with_spread():
+    fit = {"at_half": 2.0, "scale": 0.1}
+    scores = face_score([1.5, 2.0, 2.5, 1000.0], fit)
+    assert scores[1] == pytest.approx(0.5) and scores[0] > 0.99 and scores[2] < 0.01 and scores[3] == pytest.approx(0)

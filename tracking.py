@@ -1,0 +1,129 @@
+"""Faces through video: track each face from its keypoints in the previous frame, re-detect
+only when a face is lost (and now and then, for new faces), and smooth the keypoints.
+
+A tracked face's next ROI is the training framing of its previous keypoints (square, turned
+upright when it rolls: pipeline.keypoint_roi). It is lost when the landmark model's face score
+falls under ``min_score`` or its keypoints leave the frame. Smoothing is a One Euro filter
+(Casiez, Roussel and Vogel, CHI 2012) per keypoint, its speed measured in face sizes.
+"""
+import math
+
+import numpy as np
+
+from face_detector import to_gray
+from framing import DEFAULT_MARGIN, match_box, roi_square
+from keypointer import MIN_FACE_SCORE
+from pipeline import ROLL_ALIGN_DEGREES, faces_from, keypoint_roi, keypoints_for_rois
+
+# Frames between detector runs while every face is tracked (new faces appear within this).
+REDETECT_EVERY = 30
+# One Euro defaults, measured on generated clips (benchmarks/video.py; docs/experiments.md):
+# cut-off in Hz at rest, and how fast it opens with speed (face sizes per second).
+SMOOTH_MIN_CUTOFF = 1.0
+SMOOTH_BETA = 1.0
+SMOOTH_D_CUTOFF = 1.0
+
+
+class OneEuroFilter:
+    """A One Euro filter over an array of values (here 68 x 2 keypoints). ``scale`` turns the
+    speed into the units of ``beta`` (the face's size, so big and small faces smooth alike)."""
+
+    def __init__(self, min_cutoff=SMOOTH_MIN_CUTOFF, beta=SMOOTH_BETA, d_cutoff=SMOOTH_D_CUTOFF):
+        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
+        self.value = self.speed = self.time = None
+
+    @staticmethod
+    def _alpha(cutoff, dt):
+        tau = 1.0 / (2 * math.pi * cutoff)
+        return 1.0 / (1.0 + tau / dt)
+
+    def __call__(self, value, time, scale=1.0):
+        value = np.asarray(value, np.float64)
+        if self.value is None or time <= self.time:
+            self.value, self.speed, self.time = value, np.zeros_like(value), time
+            return value
+        dt = time - self.time
+        speed = (value - self.value) / dt / scale
+        self.speed = self.speed + self._alpha(self.d_cutoff, dt) * (speed - self.speed)
+        cutoff = self.min_cutoff + self.beta * np.abs(self.speed)
+        self.value = self.value + self._alpha(cutoff, dt) * (value - self.value)
+        self.time = time
+        return self.value
+
+
+def face_size(keypoints):
+    """The longer side of the keypoints' box, pixels."""
+    return float(np.ptp(keypoints, axis=0).max())
+
+
+def keypoint_box(keypoints):
+    """The keypoints' bounding box as x, y, w, h."""
+    lo, hi = keypoints.min(0), keypoints.max(0)
+    return np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]])
+
+
+class Track:
+    def __init__(self, keypoints, score, smooth):
+        self.keypoints, self.score = keypoints, score   # the network's, unsmoothed: next frame's ROI
+        self.filter = OneEuroFilter(*smooth) if smooth else None
+
+
+class FaceTracker:
+    """Call with successive frames (and their times, seconds); returns each frame's faces as
+    pipeline.detect_keypoints does, the box being the keypoints' box for a tracked face.
+
+    ``smooth``: (min_cutoff, beta) of the One Euro filter, or None for raw keypoints."""
+
+    def __init__(self, detector, keypointer, margin=DEFAULT_MARGIN, min_score=MIN_FACE_SCORE,
+                 redetect_every=REDETECT_EVERY, smooth=(SMOOTH_MIN_CUTOFF, SMOOTH_BETA), align=ROLL_ALIGN_DEGREES):
+        self.detector, self.keypointer, self.margin, self.min_score = detector, keypointer, margin, min_score
+        self.redetect_every, self.smooth, self.align = redetect_every, smooth, align
+        self.tracks, self.frames, self.detector_calls, self._since_detect = [], 0, 0, 0
+
+    def _follow(self, gray):
+        """Move every track to this frame; returns False if one was lost."""
+        if not self.tracks:
+            return True
+        rois = [keypoint_roi(t.keypoints, self.keypointer.framing_scale, self.align or 180) for t in self.tracks]
+        keypoints, scores = keypoints_for_rois(gray, rois, self.keypointer, align=None)
+        height, width = gray.shape
+        kept = []
+        for i, track in enumerate(self.tracks):
+            cx, cy = keypoints[i].mean(0)
+            inside = 0 <= cx < width and 0 <= cy < height
+            if inside and (scores is None or scores[i] >= self.min_score):
+                track.keypoints, track.score = keypoints[i], None if scores is None else float(scores[i])
+                kept.append(track)
+        lost = len(kept) < len(self.tracks)
+        self.tracks = kept
+        return not lost
+
+    def _detect(self, gray):
+        """Start a track on every detected face that no track already covers."""
+        self.detector_calls += 1
+        self._since_detect = 0
+        boxes = self.detector(gray)
+        covered = [match_box(boxes, t.keypoints) for t in self.tracks]
+        new = [b for j, b in enumerate(boxes) if j not in covered]
+        if not new:
+            return
+        keypoints, scores = keypoints_for_rois(gray, [(roi_square(b, self.margin), 0.0) for b in new], self.keypointer,
+                                               align=self.align)
+        for face in faces_from(new, keypoints, scores, self.min_score):
+            self.tracks.append(Track(face["keypoints"], face["score"], self.smooth))
+
+    def __call__(self, image, time=None):
+        gray = to_gray(image)
+        time = self.frames / 30.0 if time is None else time
+        self.frames += 1
+        self._since_detect += 1
+        kept_all = self._follow(gray)
+        if not self.tracks or not kept_all or self._since_detect >= self.redetect_every:
+            self._detect(gray)
+        faces = []
+        for track in self.tracks:
+            points = track.keypoints
+            if track.filter is not None:
+                points = track.filter(points, time, face_size(points)).astype(np.float32)
+            faces.append({"box": [int(round(v)) for v in keypoint_box(points)], "keypoints": points, "score": track.score})
+        return faces
