@@ -19,14 +19,17 @@ from pipeline import ROLL_ALIGN_DEGREES, faces_from, keypoint_roi, keypoints_for
 REDETECT_EVERY = 30
 # One Euro defaults, measured on generated clips (benchmarks/video.py; docs/experiments.md):
 # cut-off in Hz at rest, and how fast it opens with speed (face sizes per second).
-SMOOTH_MIN_CUTOFF = 1.0
-SMOOTH_BETA = 1.0
+SMOOTH_MIN_CUTOFF = 0.5
+SMOOTH_BETA = 30.0
 SMOOTH_D_CUTOFF = 1.0
 
 
 class OneEuroFilter:
-    """A One Euro filter over an array of values (here 68 x 2 keypoints). ``scale`` turns the
-    speed into the units of ``beta`` (the face's size, so big and small faces smooth alike)."""
+    """A One Euro filter over a face's keypoints (K, 2), one cut-off for the whole face.
+
+    The speed that opens the filter is the keypoints' mean speed (pixels per second, over
+    ``scale``, the face's size): averaged over 68 points it is far less noisy than each
+    point's own, so the filter can open fast on motion without opening on jitter."""
 
     def __init__(self, min_cutoff=SMOOTH_MIN_CUTOFF, beta=SMOOTH_BETA, d_cutoff=SMOOTH_D_CUTOFF):
         self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
@@ -40,13 +43,12 @@ class OneEuroFilter:
     def __call__(self, value, time, scale=1.0):
         value = np.asarray(value, np.float64)
         if self.value is None or time <= self.time:
-            self.value, self.speed, self.time = value, np.zeros_like(value), time
+            self.value, self.speed, self.time = value, 0.0, time
             return value
         dt = time - self.time
-        speed = (value - self.value) / dt / scale
-        self.speed = self.speed + self._alpha(self.d_cutoff, dt) * (speed - self.speed)
-        cutoff = self.min_cutoff + self.beta * np.abs(self.speed)
-        self.value = self.value + self._alpha(cutoff, dt) * (value - self.value)
+        speed = float(np.linalg.norm(value - self.value, axis=-1).mean()) / dt / scale
+        self.speed += self._alpha(self.d_cutoff, dt) * (speed - self.speed)
+        self.value = self.value + self._alpha(self.min_cutoff + self.beta * self.speed, dt) * (value - self.value)
         self.time = time
         return self.value
 
