@@ -25,22 +25,27 @@ UDACITY_CHECKPOINT = os.path.join(MODEL_DIR, "keypointnet.pt")
 ONNX_TOLERANCE = 1e-4   # max |onnx - torch| in the [-1, 1] frame (~0.004 px at 80 px)
 
 
-# Face score = 1 / (1 + exp((spread - at_half) / scale)), from the mean heatmap spread in cells.
-# Each checkpoint carries its own calibration (benchmarks/face_score.py --write measures it);
-# detections scoring below MIN_FACE_SCORE are not faces.
+# The face score (0 to 1; detections under MIN_FACE_SCORE are not faces). From the model's
+# face head where it has one (train_face_score.py fits it), else from the mean heatmap spread
+# in cells: 1 / (1 + exp((spread - at_half) / scale)), calibrated per checkpoint
+# (benchmarks/face_score.py --write).
 MIN_FACE_SCORE = 0.5
 
 
 class _KeypointsAndSpread(torch.nn.Module):
-    """A heatmap net's keypoints and mean heatmap spread, one graph for both."""
+    """A heatmap net's keypoints, mean heatmap spread and (with a face head) face logit, one graph."""
 
     def __init__(self, model):
         super().__init__()
         self.model = model
 
     def forward(self, crops):
-        prob = self.model.probabilities(self.model.heatmaps(crops))
-        return self.model.decode(prob), self.model.spread(prob)
+        heatmaps, pooled = self.model.heatmaps_and_features(crops)
+        prob = self.model.probabilities(heatmaps)
+        spread = self.model.spread(prob)
+        if self.model.face_head is None:
+            return self.model.decode(prob), spread
+        return self.model.decode(prob), spread, self.model.face_logit(pooled, spread)
 
 
 def has_spread(model):
@@ -51,7 +56,7 @@ def export_onnx(model, input_size):
     """The model as ONNX bytes with a dynamic batch dimension; heatmap nets also output
     the mean heatmap spread (the face score's input)."""
     buffer = io.BytesIO()
-    outputs = ["keypoints", "spread"] if has_spread(model) else ["keypoints"]
+    outputs = ["keypoints", "spread", "face_logit"][:1 + has_spread(model) + (getattr(model, "face_head", None) is not None)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(_KeypointsAndSpread(model) if has_spread(model) else model,
@@ -85,20 +90,25 @@ class Keypointer:
         self.input_size = self.config["model"]["input_size"]
         self.framing_scale = self.config.get("framing_scale", FRAMING_SCALE)
         self.backend, self.session, self.flip = backend, None, flip
-        # None: no face score (a regression net, or a checkpoint never calibrated)
-        self.score_calibration = self.config.get("face_score") if has_spread(self.model) else None
+        # how the face score is made: 'face_head', 'spread' (calibrated), or None (a regression
+        # net, or a heatmap net never calibrated)
+        self.score_calibration = self.config.get("face_score")
+        self.scored = ("face_head" if getattr(self.model, "face_head", None) is not None else
+                       "spread" if has_spread(self.model) and self.score_calibration else None)
         if backend == "onnx":
             import onnxruntime as ort
             options = ort.SessionOptions()
-            # Idle threads would otherwise spin after each run and slow the detector that follows.
+            # One thread by default: a face or two per frame gains little from a second, whose
+            # idle spinning after each run slowed the Haar cascade that followed by a third
+            # (and video.py's reader and writer threads want that core).
+            options.intra_op_num_threads = threads or 1
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            if threads:
-                options.intra_op_num_threads = threads
             self.session = ort.InferenceSession(export_onnx(self.model, self.input_size), options,
                                                 providers=["CPUExecutionProvider"])
 
-    def raw_and_spread(self, crops):
-        """(model output in the [-1, 1] frame (N, 68, 2) float32, mean heatmap spread (N,) or None)."""
+    def outputs(self, crops):
+        """[model output in the [-1, 1] frame (N, 68, 2) float32, then for heatmap nets the mean
+        heatmap spread (N,), then with a face head the face logit (N,)]."""
         crops = np.ascontiguousarray(crops, dtype=np.float32)
         if self.session is not None:
             out = self.session.run(None, {"crops": crops})
@@ -107,25 +117,33 @@ class Keypointer:
                 x = torch.from_numpy(crops)
                 out = [t.numpy() for t in _KeypointsAndSpread(self.model)(x)] if has_spread(self.model) \
                     else [self.model(x).numpy()]
-        return out[0].reshape(len(crops), -1, 2), (out[1] if len(out) > 1 else None)
+        return [out[0].reshape(len(crops), -1, 2)] + list(out[1:])
+
+    def raw_and_spread(self, crops):
+        """(model output in the [-1, 1] frame (N, 68, 2) float32, mean heatmap spread (N,) or None)."""
+        out = self.outputs(crops)
+        return out[0], (out[1] if len(out) > 1 else None)
 
     def raw(self, crops):
         """Model output in the [-1, 1] frame, (N, 68, 2) float32."""
-        return self.raw_and_spread(crops)[0]
+        return self.outputs(crops)[0]
 
     def predict(self, crops):
         """(keypoints in pixels of the S x S crops (N, 68, 2), face scores (N,) or None).
         With ``flip``, the mirrored crops go through the same batch and both are averaged."""
         if len(crops) == 0:
-            return np.zeros((0, 68, 2), np.float32), np.zeros(0) if self.score_calibration else None
+            return np.zeros((0, 68, 2), np.float32), None if self.scored is None else np.zeros(0)
         n = len(crops)
-        raw, spread = self.raw_and_spread(np.concatenate([crops, crops[..., ::-1]]) if self.flip else crops)
-        points = denormalize_keypoints(raw, self.input_size)
+        out = self.outputs(np.concatenate([crops, crops[..., ::-1]]) if self.flip else crops)
+        points = denormalize_keypoints(out[0], self.input_size)
         if self.flip:
             points = (points[:n] + mirror_points(points[n:], self.input_size)) / 2
-            spread = None if spread is None else (spread[:n] + spread[n:]) / 2
-        scores = None if spread is None or self.score_calibration is None else face_score(spread, self.score_calibration)
-        return points, scores
+            out = [out[0]] + [(v[:n] + v[n:]) / 2 for v in out[1:]]
+        if self.scored == "face_head":
+            return points, 1 / (1 + np.exp(-np.clip(out[2].astype(np.float64), -50, 50)))
+        if self.scored == "spread":
+            return points, face_score(out[1], self.score_calibration)
+        return points, None
 
     def __call__(self, crops):
         """Keypoints in pixels of the S x S crops, (N, 68, 2)."""

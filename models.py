@@ -143,8 +143,10 @@ class HeatmapNet(nn.Module):
     misses the per-face speed target (docs/experiments.md)."""
 
     def __init__(self, input_size=80, width=(24, 48, 96, 192), depth=(1, 2, 4, 2), neck=48,
-                 heads=1, markup=0):
+                 heads=1, markup=0, face_head=False):
         super().__init__()
+        # face_head: a logistic face/no-face output on the pooled deepest features and the
+        # heatmap spread, fitted after training by train_face_score.py (the face score).
         # heads > 1: one heatmap layer per markup (Udacity's and 300-W's place the same 68
         # points differently) on shared features; forward() gives head ``markup``.
         if not 0 <= markup < heads:
@@ -168,10 +170,15 @@ class HeatmapNet(nn.Module):
         # (grid * grid, 2): the (x, y) of every heatmap cell, in the [-1, 1] crop frame
         self.register_buffer("cell_xy", torch.stack([xs.flatten(), ys.flatten()], 1), persistent=False)
         self.register_buffer("cell_index", torch.arange(self.grid, dtype=torch.float32), persistent=False)
+        self.face_head = nn.Linear(width[-1] + 1, 1) if face_head else None
 
     def heatmaps(self, x, markups=None):
         """(N, 68, H/4, W/4) logits: one heatmap per keypoint, from head ``self.markup``,
         or from head ``markups[i]`` for sample i when a (N,) index tensor is given."""
+        return self.heatmaps_and_features(x, markups)[0]
+
+    def heatmaps_and_features(self, x, markups=None):
+        """(heatmaps as :meth:`heatmaps`, the deepest features averaged over space (N, C))."""
         x = self.stem(x)
         pyramid = []
         for stage in self.stages:
@@ -181,13 +188,18 @@ class HeatmapNet(nn.Module):
         for lateral, features in zip(reversed(self.lateral[:-1]), reversed(pyramid[1:-1])):
             top = lateral(features) + self.up(top)
         top, out, k = self.head[0](top), self.head[1], NUM_OUTPUTS // 2
+        pooled = pyramid[-1].mean((2, 3))
         if self.heads == 1:
-            return out(top)
+            return out(top), pooled
         if markups is None:     # a constant slice of the weights: one head's cost at inference
             m = self.markup
-            return nn.functional.conv2d(top, out.weight[m * k:(m + 1) * k], out.bias[m * k:(m + 1) * k])
+            return nn.functional.conv2d(top, out.weight[m * k:(m + 1) * k], out.bias[m * k:(m + 1) * k]), pooled
         maps = out(top).unflatten(1, (self.heads, k))
-        return maps[torch.arange(len(maps), device=maps.device), markups]
+        return maps[torch.arange(len(maps), device=maps.device), markups], pooled
+
+    def face_logit(self, pooled, spread):
+        """(N,) face/no-face logits from :meth:`heatmaps_and_features`' features and the spread."""
+        return self.face_head(torch.cat([pooled, spread[:, None]], 1))[:, 0]
 
     def probabilities(self, heatmaps):
         """(N, 68, grid * grid): each heatmap softmaxed over its cells."""

@@ -1,0 +1,45 @@
+"""Fitting the face/no-face head (train_face_score.py)."""
+import subprocess
+import sys
+
+import numpy as np
+
+import train_face_score as tfs
+from conftest import ROOT
+from keypointer import Keypointer
+
+
+def test_the_logistic_fit_folds_its_standardization_into_raw_weights():
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.normal(0, 100, 400), rng.normal(5, 0.01, 400)])
+    y = (x[:, 0] + 3000 * (x[:, 1] - 5) > 0).astype(int)        # both features matter, on very different scales
+    weights, bias = tfs.fit_logistic(x, y, l2=1e-4)
+    assert ((x @ weights + bias > 0) == y).mean() > 0.97
+    assert weights[0] > 0 and weights[1] > 0
+
+
+def test_drawn_non_faces_are_crops_of_the_right_size():
+    crops = [tfs.synthetic_crop(80, np.random.default_rng(i)) for i in range(5)]
+    assert all(c.shape == (80, 80) and c.dtype == np.uint8 for c in crops)
+    assert len({c.tobytes() for c in crops}) == 5
+
+
+def test_a_small_fit_writes_a_checkpoint_whose_head_scores_faces(data_dir, tmp_path):
+    out = tmp_path / "headed.pt"
+    run = subprocess.run([sys.executable, "train_face_score.py", "--images", "60", "--out", str(out),
+                          "--data-dir", data_dir], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "AUC" in run.stdout and out.exists()
+    torch_scores = Keypointer(str(out), "torch")
+    assert torch_scores.scored == "face_head"
+    crops = np.random.default_rng(1).random((3, 1, 80, 80)).astype(np.float32)
+    np.testing.assert_allclose(Keypointer(str(out), "onnx").predict(crops)[1], torch_scores.predict(crops)[1], atol=1e-4)
+
+
+def test_dry_run_writes_nothing_and_a_bad_checkpoint_is_one_line(data_dir, tmp_path):
+    run = subprocess.run([sys.executable, "train_face_score.py", "--dry-run", "--out", str(tmp_path / "x.pt"),
+                          "--data-dir", data_dir], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0 and "dry run" in run.stdout and not (tmp_path / "x.pt").exists()
+    bad = subprocess.run([sys.executable, "train_face_score.py", "--checkpoint", str(tmp_path / "none.pt")],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.strip().count("\n") == 0 and "not found" in bad.stderr
