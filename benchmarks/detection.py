@@ -22,9 +22,9 @@ import data_300w  # noqa: E402
 import data_load  # noqa: E402
 from atomic import write_json  # noqa: E402
 from face_detector import FaceDetector, to_gray  # noqa: E402
-from framing import match_box, roi_square  # noqa: E402
+from framing import match_box  # noqa: E402
 from keypointer import DEFAULT_CHECKPOINT, MIN_FACE_SCORE, Keypointer  # noqa: E402
-from pipeline import keypoints_for_rois  # noqa: E402
+from pipeline import detect_keypoints  # noqa: E402
 from benchmarks.samples import gray_sample  # noqa: E402
 
 FACE_FREE_SAMPLES = ("brick", "camera", "cell", "checkerboard", "clock", "coffee", "coins", "colorwheel", "grass",
@@ -35,13 +35,11 @@ OPTIONS = {"frontal": {}, "+ profile": {"profile": True}, "+ rotations ±25°": 
 
 
 def scored(detector, keypointer, min_score=MIN_FACE_SCORE):
-    """The detector's boxes that the landmark model scores as faces (the pipeline's filter)."""
+    """The detector's boxes that the landmark model scores as faces, as the pipeline keeps them
+    (a low-scoring box is looked at once more: pipeline.detect_keypoints)."""
     def detect(gray):
-        boxes = detector(gray)
-        if len(boxes) == 0:
-            return boxes
-        scores = keypoints_for_rois(gray, [(roi_square(b), 0.0) for b in boxes], keypointer, align=None)[1]
-        return boxes[scores >= min_score]
+        faces = detect_keypoints(gray, detector, keypointer, min_score=min_score, align=None)
+        return np.array([f["box"] for f in faces], np.float64).reshape(-1, 4)
     return detect
 
 

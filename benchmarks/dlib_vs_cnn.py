@@ -143,8 +143,8 @@ def main(argv=None):
     p.add_argument("--data-dir", help=f"Udacity dataset root (default: ${data_load.DATA_DIR_ENV} or ./data)")
     p.add_argument("--lfpw", help=f"LFPW test folder (default: lfpw/testset of ${WILD_DIR_ENV} or ../shared/data/300w)")
     p.add_argument("--refine", type=int, default=DEFAULT_REFINE, help="re-framing passes (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=0,
-                   help="ONNX Runtime threads for the CNN (default: 0, one per core; dlib uses one)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="ONNX Runtime threads for the CNN (default: 1, as detect.py; dlib uses one)")
     p.add_argument("--subset", type=int, default=0, help="only the first N images of each set")
     p.add_argument("--json", help="write the table as JSON here")
     args = p.parse_args(argv)

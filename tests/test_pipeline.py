@@ -103,3 +103,34 @@ def test_face_score_is_one_half_at_the_calibration_and_falls_with_spread():
     fit = {"at_half": 2.0, "scale": 0.1}
     scores = face_score([1.5, 2.0, 2.5, 1000.0], fit)
     assert scores[1] == pytest.approx(0.5) and scores[0] > 0.99 and scores[2] < 0.01 and scores[3] == pytest.approx(0)
+
+
+def test_a_checkpoint_without_a_face_head_scores_by_its_calibrated_spread(tmp_path, astronaut):
+    import torch
+    from checkpoint import load_checkpoint, save_checkpoint
+    state = load_checkpoint(DEFAULT_CHECKPOINT)
+    state["config"]["model"] = {k: v for k, v in state["config"]["model"].items() if k != "face_head"}
+    state["model"] = {k: v for k, v in state["model"].items() if not k.startswith("face_head")}
+    save_checkpoint(state, str(tmp_path / "spread.pt"))
+    keypointer = Keypointer(str(tmp_path / "spread.pt"), "torch")
+    assert keypointer.scored == "spread" and Keypointer(DEFAULT_CHECKPOINT, "torch").scored == "face_head"
+    assert pl.detect_keypoints(astronaut, FaceDetector(), keypointer)[0]["score"] > 0.9
+    noise = torch.rand(4, 1, 80, 80, generator=torch.Generator().manual_seed(0)).numpy()
+    assert keypointer.predict(noise)[1].max() < MIN_FACE_SCORE
+
+
+def test_a_misplaced_detection_is_looked_at_again_and_kept(astronaut):
+    """A box on the astronaut's mouth, a third of her face: the first crop is no face, the
+    wider look finds it, and the face comes out framed on its keypoints."""
+    keypointer, gray = Keypointer(), to_gray(astronaut)
+    box = FaceDetector()(gray)[0]
+    right = pl.detect_keypoints(astronaut, FaceDetector(), keypointer)[0]["keypoints"]
+
+    class OnTheMouth:
+        def __call__(self, image):
+            x, y = right[48:68].mean(0)
+            return np.array([[x - box[2] / 6, y - box[2] / 6, box[2] / 3, box[2] / 3]])
+    rois = [(pl.roi_square(OnTheMouth()(gray)[0]), 0.0)]
+    assert pl.keypoints_for_rois(gray, rois, keypointer)[1][0] < MIN_FACE_SCORE
+    face = pl.detect_keypoints(astronaut, OnTheMouth(), keypointer, min_score=MIN_FACE_SCORE)
+    assert len(face) == 1 and nme_per_face(face[0]["keypoints"], right) < 0.03
