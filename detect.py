@@ -11,7 +11,8 @@ The default model is the in-the-wild one (saved_models/keypointnet_wild.pt, 300-
 ``--checkpoint saved_models/keypointnet.pt`` is the course's Udacity-markup model.
 
 Pipeline (one short function, pipeline.detect_keypoints): Haar cascade (a second one
-where the first finds nothing) -> box padded by a margin -> square crop, the framing the
+where the first finds nothing; where neither does, the profile cascade and the frontal one
+on turned copies: --search) -> box padded by a margin -> square crop, the framing the
 model was trained on -> CNN (all faces as one batch) -> keypoints mapped back into
 original-image pixels; a face rolled past --align degrees is cut again upright, and
 detections the model scores as no face (--min-score) are dropped. Videos and cameras track
@@ -39,6 +40,8 @@ from pipeline import (DEFAULT_REFINE, ROLL_ALIGN_DEGREES, detect_keypoints, keyp
 from tracking import REDETECT_EVERY, SMOOTH_BETA, SMOOTH_MIN_CUTOFF, FaceTracker
 from video import in_background, run_camera, run_video
 
+SEARCHES = ("if-none", "always", "upright")
+ROTATED_SEARCH_DEGREES = 25.0   # the angle measured in benchmarks/detection.py (docs/experiments.md)
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 OUTPUT_DIR = "outputs"
 FACE_PARTS = {"jaw": (range(0, 17), False), "right_brow": (range(17, 22), False),
@@ -141,8 +144,13 @@ def output_path(args, stem, ext):
 def run(args):
     """Dispatch on the input kind; returns the exit status."""
     fallback = None if args.fallback_cascade.lower() == "none" else args.fallback_cascade
-    detector = FaceDetector(args.cascade, args.scale_factor, args.min_neighbors, args.min_size, fallback=fallback,
-                            profile=args.profile, rotations=(-args.rotate, args.rotate) if args.rotate else ())
+
+    def face_detector(search):
+        wider = search != "upright"
+        return FaceDetector(args.cascade, args.scale_factor, args.min_neighbors, args.min_size, fallback=fallback,
+                            profile=wider, rotations=(-args.rotate, args.rotate) if wider and args.rotate else (),
+                            only_when_empty=search == "if-none")
+    detector = face_detector(args.search)
     keypointer = Keypointer(args.checkpoint, args.backend, flip=args.flip)
     align = args.align or None
 
@@ -158,7 +166,10 @@ def run(args):
         """A frame's faces for a video or camera: tracked, or detected anew with --no-track."""
         if args.no_track:
             return lambda image, seconds: detect(image)
-        return FaceTracker(detector, keypointer, args.margin, args.min_score, args.redetect_every, args.smooth, align)
+        # Frames without a face run the detector every time: there the wider search of
+        # --search if-none would cost 10x a frame, so streams search upright unless told 'always'.
+        searcher = detector if args.search == "always" else face_detector("upright")
+        return FaceTracker(searcher, keypointer, args.margin, args.min_score, args.redetect_every, args.smooth, align)
     failures, records, single = [], [], False
     if args.camera is not None:
         run_camera(args.camera, args.out or os.path.join(OUTPUT_DIR, f"camera{args.camera}_keypoints.mp4"),
@@ -219,12 +230,13 @@ def parse_args(argv=None):
                    help="Haar cascade: a path, or a name in detector_architectures/ or OpenCV's data")
     p.add_argument("--fallback-cascade", default=FALLBACK_CASCADE,
                    help="cascade tried where the first finds no face; 'none' to skip (default: %(default)s)")
-    p.add_argument("--profile", action="store_true",
-                   help="also search with the profile cascade, both ways (finds turned faces; "
-                        "5x the detection time, benchmarks/detection.py)")
-    p.add_argument("--rotate", type=float, default=0, metavar="DEG",
-                   help="also search copies rotated by -DEG and +DEG (finds tilted faces; 6x the detection "
-                        "time, more false faces; 25 is a good value)")
+    p.add_argument("--search", choices=SEARCHES, default="if-none",
+                   help="where the profile cascade (both ways) and the frontal search on copies turned by "
+                        "±--rotate run besides the upright frontal search: 'if-none' (default), on images where "
+                        "it finds no face; 'always' (10x the detection time); 'upright': never. Videos and "
+                        "cameras search upright unless 'always' (benchmarks/detection.py)")
+    p.add_argument("--rotate", type=float, default=ROTATED_SEARCH_DEGREES, metavar="DEG",
+                   help="the turned search's angle; 0: none (default: %(default)s)")
     p.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
                    help="ROI padding per side, fraction of the box width (default: %(default)s)")
     p.add_argument("--scale-factor", type=float, default=1.1, help="Haar image-pyramid step (default: 1.1)")

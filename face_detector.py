@@ -37,13 +37,15 @@ class FaceDetector:
 
     Optional searches beyond the upright frontal face, merged by non-maximum suppression:
     ``profile`` runs the profile cascade on the image and on its mirror; ``rotations``
-    (degrees) runs the frontal search on rotated copies and maps the boxes back."""
+    (degrees) runs the frontal search on rotated copies and maps the boxes back. With
+    ``only_when_empty`` they run only on an image where the upright search finds nothing
+    (pipeline.detect_keypoints also runs them where its boxes all score as no face)."""
 
     def __init__(self, cascade=DEFAULT_CASCADE, scale_factor=1.1, min_neighbors=5, min_size=30,
-                 max_side=1280, fallback=FALLBACK_CASCADE, profile=False, rotations=()):
+                 max_side=1280, fallback=FALLBACK_CASCADE, profile=False, rotations=(), only_when_empty=False):
         self.cascades = [load_cascade(cascade)] + ([load_cascade(fallback)] if fallback else [])
         self.profile = load_cascade(PROFILE_CASCADE) if profile else None
-        self.rotations = tuple(rotations)
+        self.rotations, self.only_when_empty = tuple(rotations), only_when_empty
         self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
         self.min_size, self.max_side = min_size, max_side
 
@@ -80,19 +82,27 @@ class FaceDetector:
         centres = centres @ back[:, :2].T + back[:, 2]
         return np.column_stack([centres - boxes[:, 2:] / 2, boxes[:, 2:]])
 
-    def __call__(self, gray):
-        """Boxes (N, 4) as x, y, w, h in ``gray``'s pixels, largest first."""
+    def __call__(self, gray, wider_only=False):
+        """Boxes (N, 4) as x, y, w, h in ``gray``'s pixels, largest first. ``wider_only``: the
+        profile and turned searches alone (for an image whose upright boxes held no face)."""
         scale = min(1.0, self.max_side / max(gray.shape[:2]))
         small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
         min_side = max(1, int(round(self.min_size * scale)))
-        found = [self._frontal(small, min_side)]        # in order of trust: NMS keeps the earlier box
-        found += [self._rotated(small, angle, min_side) for angle in self.rotations]
-        if self.profile is not None:
-            found.append(self._profiles(small, min_side))
+        found = [] if wider_only else [self._frontal(small, min_side)]   # in order of trust: NMS keeps the earlier box
+        if wider_only or not (self.only_when_empty and len(found[0])):
+            found += [self._rotated(small, angle, min_side) for angle in self.rotations]
+            if self.profile is not None:
+                found.append(self._profiles(small, min_side))
+        if not found:
+            return np.zeros((0, 4))
         boxes = np.concatenate(found) / scale
         if len(found) > 1:      # the upright search's boxes all stay, as without the options
-            boxes = boxes[non_max_suppression(boxes, always=len(found[0]))]
+            boxes = boxes[non_max_suppression(boxes, always=0 if wider_only else len(found[0]))]
         return boxes[np.argsort(-boxes[:, 2])]
+
+    @property
+    def searches_wider(self):
+        return bool(self.rotations) or self.profile is not None
 
 
 def non_max_suppression(boxes, iou=NMS_IOU, always=0):

@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 
 from data_load import crop_points, crop_square_array, face_square, keypoint_box, uncrop_points
-from face_detector import to_gray
+from face_detector import non_max_suppression, to_gray
 from framing import DEFAULT_MARGIN, roi_square
+from keypointer import MIN_FACE_SCORE
 
 # Re-framing passes on the predicted keypoints. The model trains on the detector's own
 # framings, so none is needed by default (model card: --refine 1 gains 0.0013 NME on
@@ -175,16 +176,38 @@ def rescue(gray, rois, keypointer, align=ROLL_ALIGN_DEGREES):
 
 
 def detect_keypoints(image, detector, keypointer, margin=DEFAULT_MARGIN, refine=DEFAULT_REFINE,
-                     min_score=0.0, align=ROLL_ALIGN_DEGREES):
+                     min_score=MIN_FACE_SCORE, align=ROLL_ALIGN_DEGREES):
     """Faces in ``image``: a list of {'box': [x, y, w, h], 'keypoints': (68, 2) array,
     'score': the landmark model's face score or None}; detections scoring under
-    ``min_score`` are looked at once more (:func:`rescue`), then dropped."""
+    ``min_score`` are looked at once more (:func:`rescue`), then dropped (0: keep all)."""
     gray = to_gray(image)
     boxes = detector(gray)
+    faces = scored_faces(gray, boxes, keypointer, margin, refine, min_score, align)
+    if not faces and len(boxes) and getattr(detector, "only_when_empty", False) and detector.searches_wider:
+        # the upright boxes held no face: search as if it had found none
+        boxes = detector(gray, wider_only=True)
+        faces = scored_faces(gray, boxes, keypointer, margin, refine, min_score, align)
+    return faces
+
+
+def scored_faces(gray, boxes, keypointer, margin, refine, min_score, align):
+    """The faces of detector boxes that score at least ``min_score`` (after :func:`rescue`)."""
     rois = [(roi_square(b, margin), 0.0) for b in boxes]
     keypoints, scores = keypoints_for_rois(gray, rois, keypointer, refine, align)
     low = [] if scores is None else [i for i, s in enumerate(scores) if s < min_score]
     if low:
         keypoints, scores = keypoints.copy(), scores.copy()
         keypoints[low], scores[low] = rescue(gray, [rois[i] for i in low], keypointer, align)
-    return faces_from(boxes, keypoints, scores, min_score)
+    return distinct(faces_from(boxes, keypoints, scores, min_score))
+
+
+def distinct(faces):
+    """The faces, one per face: two detections whose keypoint boxes overlap (a box inside a face,
+    looked at again by :func:`rescue`, finds the same face) keep the higher-scoring one."""
+    if len(faces) < 2:
+        return faces
+    order = sorted(range(len(faces)), key=lambda i: -(faces[i]["score"] or 0))
+    lo = np.array([faces[i]["keypoints"].min(0) for i in order])
+    hi = np.array([faces[i]["keypoints"].max(0) for i in order])
+    keep = non_max_suppression(np.column_stack([lo, hi - lo]).astype(np.float64))
+    return [faces[order[k]] for k in sorted(keep, key=lambda k: order[k])]

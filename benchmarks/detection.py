@@ -30,8 +30,11 @@ from benchmarks.samples import gray_sample  # noqa: E402
 FACE_FREE_SAMPLES = ("brick", "camera", "cell", "checkerboard", "clock", "coffee", "coins", "colorwheel", "grass",
                      "gravel", "horse", "hubble_deep_field", "immunohistochemistry", "logo", "microaneurysms",
                      "moon", "page", "retina", "rocket", "text", "cat", "chelsea")
-OPTIONS = {"frontal": {}, "+ profile": {"profile": True}, "+ rotations ±25°": {"rotations": (-25, 25)},
-           "+ profile + rotations ±25°": {"profile": True, "rotations": (-25, 25)}}
+OPTIONS = {"frontal": ("frontal", {}), "profile": ("+ profile", {"profile": True}),
+           "rotations": ("+ rotations ±25°", {"rotations": (-25, 25)}),
+           "both": ("+ profile + rotations ±25°", {"profile": True, "rotations": (-25, 25)}),
+           "both-if-none": ("+ both, where upright finds none",
+                            {"profile": True, "rotations": (-25, 25), "only_when_empty": True})}
 
 
 def scored(detector, keypointer, min_score=MIN_FACE_SCORE):
@@ -116,8 +119,13 @@ def main(argv=None):
     p.add_argument("--every", type=int, default=1, help="use every Nth image of each set (default: %(default)s)")
     p.add_argument("--runs", type=int, default=20, help="timed runs on the 640x480 frame (default: %(default)s)")
     p.add_argument("--json", help="write the table as JSON here")
+    p.add_argument("--rows", default=",".join(OPTIONS), help="the searches to measure (default: %(default)s)")
+    p.add_argument("--no-dlib", action="store_true", help="leave dlib's HOG out")
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="the face score's model (default: %(default)s)")
     args = p.parse_args(argv)
+    unknown = [key for key in args.rows.split(",") if key not in OPTIONS]
+    if unknown:
+        sys.exit(f"error: --rows: {unknown[0]!r} is not one of {', '.join(OPTIONS)}")
     try:
         data_dir = data_load.resolve_data_dir(args.data_dir)
     except data_load.DataError as e:
@@ -127,10 +135,11 @@ def main(argv=None):
           f"{len(face_free)} face-free images", flush=True)
     keypointer = Keypointer(args.checkpoint)
     detectors = {}
-    for name, kwargs in OPTIONS.items():
+    for key in args.rows.split(","):
+        name, kwargs = OPTIONS[key]
         detectors[name] = FaceDetector(**kwargs)
         detectors[f"{name} + face score"] = scored(detectors[name], keypointer)
-    if dlib_detector() is not None:
+    if dlib_detector() is not None and not args.no_dlib:
         detectors["dlib HOG (upsampled once)"] = dlib_detector()
     table = {}
     for name, detect in detectors.items():

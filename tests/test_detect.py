@@ -353,3 +353,41 @@ def test_extra_searches_keep_every_upright_box():
     from face_detector import non_max_suppression
     boxes = np.array([[31, 27, 63, 63], [38, 53, 58, 58], [40, 50, 60, 60]], float)
     assert non_max_suppression(boxes, always=2).tolist() == [0, 1]
+
+
+def test_the_wider_search_runs_only_where_the_upright_one_finds_no_face(monkeypatch):
+    from face_detector import FaceDetector
+    keypointer, gray = Keypointer(), detect.to_gray(detect.sample_image())
+    detector = FaceDetector(profile=True, rotations=(-25, 25), only_when_empty=True)
+
+    def forbidden(*args):
+        raise AssertionError("the wider search ran on an image with an upright face")
+    monkeypatch.setattr(detector, "_rotated", forbidden)
+    monkeypatch.setattr(detector, "_profiles", forbidden)
+    assert len(detect.detect_keypoints(gray, detector, keypointer)) == 1
+    monkeypatch.undo()
+    h, w = gray.shape
+    turn = cv2.getRotationMatrix2D((w / 2, h / 2), 25, 1.0)
+    tilted = cv2.warpAffine(gray, turn, (w, h))
+    nose = turn[:, :2] @ detect.detect_keypoints(gray, FaceDetector(), keypointer)[0]["keypoints"][30] + turn[:, 2]
+    assert detect.detect_keypoints(tilted, FaceDetector(), keypointer) == []        # upright: nothing
+    assert len(detect.detect_keypoints(tilted, detector, keypointer)) == 1
+
+    class Fooled(FaceDetector):
+        """Its upright search finds only a box on the background."""
+        def __call__(self, image, wider_only=False):
+            return super().__call__(image, True) if wider_only else np.array([[400.0, 420.0, 80.0, 80.0]])
+    faces = detect.detect_keypoints(tilted, Fooled(profile=True, rotations=(-25, 25), only_when_empty=True), keypointer)
+    assert len(faces) == 1 and np.linalg.norm(faces[0]["keypoints"][30] - nose) < 10
+
+
+def test_cli_default_search_finds_a_tilted_face_that_upright_misses(tmp_path):
+    gray = detect.to_gray(detect.sample_image())
+    h, w = gray.shape
+    cv2.imwrite(str(tmp_path / "tilted.png"), cv2.warpAffine(gray, cv2.getRotationMatrix2D((w / 2, h / 2), 25, 1.0), (w, h)))
+    found = {}
+    for search in ("if-none", "upright"):
+        out = run_cli(["tilted.png", "--search", search, "--json", f"{search}.json"], tmp_path)
+        assert out.returncode == 0, out.stderr
+        found[search] = len(json.loads((tmp_path / f"{search}.json").read_text())["faces"])
+    assert found == {"if-none": 1, "upright": 0}
