@@ -196,18 +196,26 @@ def scored_faces(gray, boxes, keypointer, margin, refine, min_score, align):
     keypoints, scores = keypoints_for_rois(gray, rois, keypointer, refine, align)
     low = [] if scores is None else [i for i, s in enumerate(scores) if s < min_score]
     if low:
-        keypoints, scores = keypoints.copy(), scores.copy()
+        keypoints, scores, boxes = keypoints.copy(), scores.copy(), np.array(boxes, np.float64)
         keypoints[low], scores[low] = rescue(gray, [rois[i] for i in low], keypointer, align)
-    return distinct(faces_from(boxes, keypoints, scores, min_score))
+        boxes[low] = [points_box(kp) for kp in keypoints[low]]      # the box the face was found in
+    kept = [i for i in range(len(boxes)) if scores is None or scores[i] >= min_score]   # as faces_from keeps them
+    return distinct(faces_from(boxes, keypoints, scores, min_score), [i in low for i in kept])
 
 
-def distinct(faces):
-    """The faces, one per face: two detections whose keypoint boxes overlap (a box inside a face,
-    looked at again by :func:`rescue`, finds the same face) keep the higher-scoring one."""
+def points_box(keypoints):
+    """The keypoints' bounding box as x, y, w, h."""
+    lo, hi = keypoints.min(0), keypoints.max(0)
+    return np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]])
+
+
+def distinct(faces, rescued=None):
+    """The faces, one per face: of detections whose keypoint boxes overlap (a box inside a face,
+    looked at again by :func:`rescue`, finds the same face), a face found at the first look
+    stays before a rescued one, then the higher-scoring one."""
     if len(faces) < 2:
         return faces
-    order = sorted(range(len(faces)), key=lambda i: -(faces[i]["score"] or 0))
-    lo = np.array([faces[i]["keypoints"].min(0) for i in order])
-    hi = np.array([faces[i]["keypoints"].max(0) for i in order])
-    keep = non_max_suppression(np.column_stack([lo, hi - lo]).astype(np.float64))
+    rescued = rescued or [False] * len(faces)
+    order = sorted(range(len(faces)), key=lambda i: (rescued[i], -(faces[i]["score"] or 0)))
+    keep = non_max_suppression(np.array([points_box(faces[i]["keypoints"]) for i in order], np.float64))
     return [faces[order[k]] for k in sorted(keep, key=lambda k: order[k])]

@@ -13,7 +13,7 @@ import numpy as np
 from face_detector import to_gray
 from framing import DEFAULT_MARGIN, match_box, roi_square
 from keypointer import MIN_FACE_SCORE
-from pipeline import ROLL_ALIGN_DEGREES, faces_from, keypoint_roi, keypoints_for_rois
+from pipeline import ROLL_ALIGN_DEGREES, faces_from, keypoint_roi, keypoints_for_rois, points_box
 
 # Frames between detector runs while every face is tracked (new faces appear within this).
 REDETECT_EVERY = 30
@@ -56,12 +56,6 @@ class OneEuroFilter:
 def face_size(keypoints):
     """The longer side of the keypoints' box, pixels."""
     return float(np.ptp(keypoints, axis=0).max())
-
-
-def keypoint_box(keypoints):
-    """The keypoints' bounding box as x, y, w, h."""
-    lo, hi = keypoints.min(0), keypoints.max(0)
-    return np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]])
 
 
 class Track:
@@ -127,5 +121,5 @@ class FaceTracker:
             points = track.keypoints
             if track.filter is not None:
                 points = track.filter(points, time, face_size(points)).astype(np.float32)
-            faces.append({"box": [int(round(v)) for v in keypoint_box(points)], "keypoints": points, "score": track.score})
+            faces.append({"box": [int(round(v)) for v in points_box(points)], "keypoints": points, "score": track.score})
         return faces

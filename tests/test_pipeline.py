@@ -134,3 +134,12 @@ def test_a_misplaced_detection_is_looked_at_again_and_kept(astronaut):
     assert pl.keypoints_for_rois(gray, rois, keypointer)[1][0] < MIN_FACE_SCORE
     face = pl.detect_keypoints(astronaut, OnTheMouth(), keypointer, min_score=MIN_FACE_SCORE)
     assert len(face) == 1 and nme_per_face(face[0]["keypoints"], right) < 0.03
+
+
+def test_one_face_found_twice_is_reported_once_keeping_the_first_look():
+    shape = np.random.default_rng(3).uniform(100, 200, (68, 2))
+    found = {"box": [100, 100, 100, 100], "keypoints": shape, "score": 0.97}
+    rescued = {"box": [140, 170, 30, 30], "keypoints": shape + 2, "score": 0.99}
+    elsewhere = {"box": [400, 100, 100, 100], "keypoints": shape + 300, "score": 0.6}
+    assert pl.distinct([rescued, found, elsewhere], [True, False, False]) == [found, elsewhere]
+    assert pl.distinct([rescued, found], [False, False]) == [rescued]       # else the higher score
