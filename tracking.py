@@ -10,10 +10,11 @@ import math
 
 import numpy as np
 
+from data_load import keypoint_box
 from face_detector import to_gray
-from framing import DEFAULT_MARGIN, match_box, roi_square
+from framing import DEFAULT_MARGIN, match_box
 from keypointer import MIN_FACE_SCORE
-from pipeline import ROLL_ALIGN_DEGREES, faces_from, keypoint_roi, keypoints_for_rois, points_box
+from pipeline import ROLL_ALIGN_DEGREES, keypoint_roi, keypoints_for_rois, points_box, scored_faces
 
 # Frames between detector runs while every face is tracked (new faces appear within this).
 REDETECT_EVERY = 30
@@ -22,6 +23,7 @@ REDETECT_EVERY = 30
 SMOOTH_MIN_CUTOFF = 0.5
 SMOOTH_BETA = 30.0
 SMOOTH_D_CUTOFF = 1.0
+FALLBACK_FPS = 30.0          # frame times when the caller gives none
 
 
 class OneEuroFilter:
@@ -55,7 +57,7 @@ class OneEuroFilter:
 
 def face_size(keypoints):
     """The longer side of the keypoints' box, pixels."""
-    return float(np.ptp(keypoints, axis=0).max())
+    return keypoint_box(keypoints)[1]
 
 
 class Track:
@@ -101,16 +103,12 @@ class FaceTracker:
         boxes = self.detector(gray)
         covered = [match_box(boxes, t.keypoints) for t in self.tracks]
         new = [b for j, b in enumerate(boxes) if j not in covered]
-        if not new:
-            return
-        keypoints, scores = keypoints_for_rois(gray, [(roi_square(b, self.margin), 0.0) for b in new], self.keypointer,
-                                               align=self.align)
-        for face in faces_from(new, keypoints, scores, self.min_score):
+        for face in scored_faces(gray, new, self.keypointer, self.margin, 0, self.min_score, self.align):
             self.tracks.append(Track(face["keypoints"], face["score"], self.smooth))
 
     def __call__(self, image, time=None):
         gray = to_gray(image)
-        time = self.frames / 30.0 if time is None else time
+        time = self.frames / FALLBACK_FPS if time is None else time
         self.frames += 1
         self._since_detect += 1
         kept_all = self._follow(gray)
