@@ -23,7 +23,7 @@ import degrade
 from atomic import write_json
 from checkpoint import CheckpointError
 import data_300w
-from pipeline import DEFAULT_REFINE, ROLL_ALIGN_DEGREES, keypoints_for_boxes, keypoints_for_squares
+from pipeline import DEFAULT_REFINE, REFRAME_SCALE, ROLL_ALIGN_DEGREES, keypoints_for_boxes, keypoints_for_squares
 from face_detector import FaceDetector, to_gray
 from framing import DEFAULT_MARGIN, match_box
 from keypointer import DEFAULT_CHECKPOINT, UDACITY_CHECKPOINT, Keypointer
@@ -81,7 +81,7 @@ def run_on_face(item, find_boxes, landmarks):
 
 
 def cnn_pipeline(keypointer, framing="haar", detector=None, margin=DEFAULT_MARGIN, refine=DEFAULT_REFINE,
-                 align=ROLL_ALIGN_DEGREES):
+                 align=ROLL_ALIGN_DEGREES, reframe=REFRAME_SCALE):
     """(find_boxes, landmarks) for our CNN. ``framing='haar'``: the Haar detector and the
     padded ROI; ``'gt'``: an oracle box, the training framing of the annotated face."""
     if framing == "gt":
@@ -90,7 +90,7 @@ def cnn_pipeline(keypointer, framing="haar", detector=None, margin=DEFAULT_MARGI
             return [(x, y, side, side)]
 
         def landmarks(image, box):
-            return keypoints_for_squares(to_gray(image), [tuple(box[:3])], keypointer, refine, align)[0]
+            return keypoints_for_squares(to_gray(image), [tuple(box[:3])], keypointer, refine, align, reframe)[0]
     else:
         # As in detect.detect_keypoints, the gray image made for the detector is the one
         # the landmark stage crops from, so the per-face time does not convert it again.
@@ -102,7 +102,7 @@ def cnn_pipeline(keypointer, framing="haar", detector=None, margin=DEFAULT_MARGI
 
         def landmarks(image, box):
             gray = last["gray"] if image is last["image"] else to_gray(image)
-            return keypoints_for_boxes(gray, box[None], keypointer, margin, refine, align)[0]
+            return keypoints_for_boxes(gray, box[None], keypointer, margin, refine, align, reframe)[0]
     return find_boxes, landmarks
 
 
@@ -181,6 +181,8 @@ def main(argv=None):
     p.add_argument("--refine", type=int, default=DEFAULT_REFINE, help="re-framing passes (default: %(default)s)")
     p.add_argument("--align", type=float, default=ROLL_ALIGN_DEGREES, metavar="DEG",
                    help="cut faces rolled past DEG degrees again, upright; 0: never (default: %(default)s)")
+    p.add_argument("--reframe", type=float, default=REFRAME_SCALE, metavar="RATIO",
+                   help="also cut again faces framed RATIO times too large or small; 0: never (default: %(default)s)")
     p.add_argument("--margin", type=float, default=DEFAULT_MARGIN, help="ROI padding per side (default: %(default)s)")
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx",
                    help="run the net with ONNX Runtime or PyTorch (default: %(default)s)")
@@ -192,6 +194,8 @@ def main(argv=None):
     p.add_argument("--json", help="write the summary here")
     p.add_argument("--ced", help="write the CED plot (PNG) here")
     args = p.parse_args(argv)
+    if args.reframe and args.reframe <= 1:
+        p.error(f"--reframe {args.reframe}: give a ratio above 1, or 0 for never")
     checkpoint = args.checkpoint or (DEFAULT_CHECKPOINT if args.faces or args.root_300w else UDACITY_CHECKPOINT)
     try:
         degradation = degrade.parse(args.degrade) if args.degrade else None
@@ -201,7 +205,8 @@ def main(argv=None):
         sets = test_sets(args, degradation)
         keypointer = Keypointer(checkpoint, args.backend, flip=args.flip, markup=args.markup)
         detector = FaceDetector() if args.framing == "haar" else None
-        find_boxes, landmarks = cnn_pipeline(keypointer, args.framing, detector, args.margin, args.refine, args.align or None)
+        find_boxes, landmarks = cnn_pipeline(keypointer, args.framing, detector, args.margin, args.refine,
+                                             args.align or None, args.reframe or None)
         t0 = time.perf_counter()
         results = {name: run_on_dataset(dataset, find_boxes, landmarks, args.subset) for name, dataset in sets.items()}
     except (data_load.DataError, CheckpointError) as e:
@@ -211,9 +216,10 @@ def main(argv=None):
     for name, rows in results.items():
         summary = score(rows)
         summary.update(set=name, checkpoint=checkpoint, markup=keypointer.markup, framing=args.framing,
-                       refine=args.refine, align=args.align, flip=args.flip,
+                       refine=args.refine, align=args.align, reframe=args.reframe, flip=args.flip,
                        degrade=args.degrade, backend=args.backend, seconds=seconds, forward_ms=forward_ms,
-                       keypoint_ms_per_face=_median_ms([r["seconds"] for r in rows if "seconds" in r]))
+                       keypoint_ms_per_face=_median_ms([r["seconds"] for r in rows if "seconds" in r]),
+                       keypoint_ms_mean=1000 * float(np.mean([r["seconds"] for r in rows if "seconds" in r] or [0])))
         summaries[name] = summary
     out = next(iter(summaries.values())) if len(summaries) == 1 else summaries
     print(json.dumps(out, indent=2))

@@ -143,3 +143,34 @@ def test_one_face_found_twice_is_reported_once_keeping_the_first_look():
     elsewhere = {"box": [400, 100, 100, 100], "keypoints": shape + 300, "score": 0.6}
     assert pl.distinct([rescued, found, elsewhere], [True, False, False]) == [found, elsewhere]
     assert pl.distinct([rescued, found], [False, False]) == [rescued]       # else the higher score
+
+
+def test_a_face_is_misframed_when_rolled_or_when_its_framing_is_off_by_the_reframe_ratio(astronaut):
+    keypointer, gray = Keypointer(DEFAULT_CHECKPOINT, "torch"), to_gray(astronaut)
+    points = pl.keypoints_for_boxes(gray, FaceDetector()(gray)[0][None], keypointer)[0]
+    scale = keypointer.framing_scale
+    x, y, side = pl.face_square(points, scale)
+
+    def roi(times):
+        grown = side * times
+        return (x + side / 2 - grown / 2, y + side / 2 - grown / 2, grown), 0.0
+    assert pl.roll_degrees(points) == pytest.approx(0, abs=5)
+    assert not pl.misframed(roi(1.0), points, scale)
+    assert not pl.misframed(roi(1.05), points, scale, reframe=1.1)
+    assert pl.misframed(roi(1.15), points, scale, reframe=1.1) and pl.misframed(roi(1 / 1.15), points, scale, reframe=1.1)
+    assert not pl.misframed(roi(1.15), points, scale, reframe=None)
+    centre = points.mean(0)
+    rolled = (points - centre) @ cv2.getRotationMatrix2D((0, 0), -20, 1.0)[:, :2].T + centre
+    assert pl.misframed(roi(1.0), rolled, scale, reframe=None)
+
+
+def test_a_face_framed_too_loosely_is_cut_again_on_its_keypoints(astronaut):
+    """A square 1.4x the training framing: the second cut finds what the training framing finds."""
+    keypointer, gray = Keypointer(DEFAULT_CHECKPOINT, "torch"), to_gray(astronaut)
+    reference = pl.keypoints_for_boxes(gray, FaceDetector()(gray)[0][None], keypointer)[0]
+    x, y, side = pl.face_square(reference, keypointer.framing_scale)
+    loose = (x - 0.2 * side, y - 0.2 * side, 1.4 * side)
+    framed = pl.keypoints_for_squares(gray, [(x, y, side)], keypointer)[0]
+    once = pl.keypoints_for_squares(gray, [loose], keypointer, reframe=None)[0]
+    again = pl.keypoints_for_squares(gray, [loose], keypointer)[0]
+    assert nme_per_face(again, framed) < 0.02 and nme_per_face(again, framed) < 0.5 * nme_per_face(once, framed)
