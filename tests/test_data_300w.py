@@ -195,3 +195,10 @@ def test_evaluate_scores_a_folder_and_the_300w_subsets(tmp_path):
     assert one["faces"] == 1 and one["missed"] == 1 and one["nme"] == 0.10    # noise has no face: a failure
     with pytest.raises(SystemExit, match="nowhere: not a folder in 300-W's layout"):
         evaluate.main(["--checkpoint", model, "--faces", "nowhere"])
+
+
+def test_a_reframe_ratio_under_one_is_a_one_line_usage_error(capsys):
+    import evaluate
+    with pytest.raises(SystemExit) as exit_:
+        evaluate.main(["--reframe", "0.8"])
+    assert exit_.value.code == 2 and "--reframe 0.8: give a ratio above 1, or 0 for never" in capsys.readouterr().err
