@@ -14,9 +14,10 @@ Pipeline (one short function, pipeline.detect_keypoints): Haar cascade (a second
 where the first finds nothing; where neither does, the profile cascade and the frontal one
 on turned copies: --search) -> box padded by a margin -> square crop, the framing the
 model was trained on -> CNN (all faces as one batch) -> keypoints mapped back into
-original-image pixels; a face rolled past --align degrees is cut again upright, and
-detections the model scores as no face (--min-score) are dropped. Videos and cameras track
-each face from its last keypoints (tracking.py) and decode and write in threads (video.py).
+original-image pixels; a face rolled past --align degrees, or framed 1.2x too large or
+small (pipeline.REFRAME_SCALE), is cut again on its keypoints, upright, and detections the
+model scores as no face (--min-score) are dropped. Videos and cameras track each face from
+its last keypoints (tracking.py) and decode and write in threads (video.py).
 """
 import argparse
 import json
@@ -35,8 +36,8 @@ from data_load import DataError, load_image
 from face_detector import DEFAULT_CASCADE, FALLBACK_CASCADE, FaceDetector, to_gray  # noqa: F401
 from framing import DEFAULT_MARGIN
 from keypointer import DEFAULT_CHECKPOINT, MIN_FACE_SCORE, Keypointer
-from pipeline import (DEFAULT_REFINE, ROLL_ALIGN_DEGREES, detect_keypoints, keypoints_for_boxes,  # noqa: F401
-                      keypoints_for_squares)
+from pipeline import (DEFAULT_REFINE, REFRAME_SCALE, ROLL_ALIGN_DEGREES, detect_keypoints,  # noqa: F401
+                      keypoints_for_boxes, keypoints_for_squares)
 from tracking import REDETECT_EVERY, SMOOTH_BETA, SMOOTH_MIN_CUTOFF, FaceTracker
 from video import in_background, run_camera, run_video
 
@@ -250,7 +251,8 @@ def parse_args(argv=None):
                    help="drop detections whose face score (the landmark model's, 0 to 1) is below this; "
                         "0 keeps all (default: %(default)s)")
     p.add_argument("--align", type=float, default=ROLL_ALIGN_DEGREES, metavar="DEG",
-                   help="cut a face rolled past DEG degrees again, turned upright; 0: never (default: %(default)s)")
+                   help="cut a face rolled past DEG degrees again, turned upright (as one framed "
+                        f"{REFRAME_SCALE}x too large or small); 0: no second cuts (default: %(default)s)")
     p.add_argument("--no-track", action="store_true",
                    help="video and camera: detect every frame instead of tracking each face from the last")
     p.add_argument("--redetect-every", type=int, default=REDETECT_EVERY, metavar="N",

@@ -157,7 +157,8 @@ def test_a_face_is_misframed_when_rolled_or_when_its_framing_is_off_by_the_refra
     assert pl.roll_degrees(points) == pytest.approx(0, abs=5)
     assert not pl.misframed(roi(1.0), points, scale)
     assert not pl.misframed(roi(1.05), points, scale, reframe=1.1)
-    assert pl.misframed(roi(1.15), points, scale, reframe=1.1) and pl.misframed(roi(1 / 1.15), points, scale, reframe=1.1)
+    assert pl.misframed(roi(1.15), points, scale, reframe=1.1)
+    assert pl.misframed(roi(1 / 1.15), points, scale, reframe=1.1)
     assert not pl.misframed(roi(1.15), points, scale, reframe=None)
     centre = points.mean(0)
     rolled = (points - centre) @ cv2.getRotationMatrix2D((0, 0), -20, 1.0)[:, :2].T + centre
