@@ -214,12 +214,12 @@ def main(argv=None):
     seconds, forward_ms = time.perf_counter() - t0, time_per_face(keypointer)
     summaries = {}
     for name, rows in results.items():
-        summary = score(rows)
+        summary, per_face = score(rows), [r["seconds"] for r in rows if "seconds" in r]
         summary.update(set=name, checkpoint=checkpoint, markup=keypointer.markup, framing=args.framing,
                        refine=args.refine, align=args.align, reframe=args.reframe, flip=args.flip,
                        degrade=args.degrade, backend=args.backend, seconds=seconds, forward_ms=forward_ms,
-                       keypoint_ms_per_face=_median_ms([r["seconds"] for r in rows if "seconds" in r]),
-                       keypoint_ms_mean=1000 * float(np.mean([r["seconds"] for r in rows if "seconds" in r] or [0])))
+                       keypoint_ms_per_face=_median_ms(per_face),
+                       keypoint_ms_mean=1000 * float(np.mean(per_face)) if per_face else None)
         summaries[name] = summary
     out = next(iter(summaries.values())) if len(summaries) == 1 else summaries
     print(json.dumps(out, indent=2))

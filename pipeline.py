@@ -121,14 +121,13 @@ def predict_rois(gray, rois, keypointer):
     return np.stack([unroi_points(p, sq, a, size) for p, (sq, a) in zip(points, rois)]), scores
 
 
-def misframed(roi, keypoints, scale, align=ROLL_ALIGN_DEGREES, reframe=REFRAME_SCALE):
-    """Whether the keypoints found in ``roi`` ask for another cut: the face rolled past
-    ``align`` degrees, or its training framing ``reframe`` times larger or smaller."""
-    side = keypoint_roi(keypoints, scale, align)[0][2]
-    if abs(roll_degrees(keypoints)) >= align:
-        return True
+def misframed(roi, framed, reframe=REFRAME_SCALE):
+    """Whether a face cut from ``roi`` is to be cut again from ``framed``, the ROI its keypoints
+    ask for (:func:`keypoint_roi`): turned (the face rolled past the alignment angle), or
+    ``reframe`` times larger or smaller."""
+    (_, _, side), angle = framed
     # a collapsed keypoint box (side 0) gives no framing to cut again on
-    return reframe is not None and side > 0 and abs(np.log(side / roi[0][2])) >= np.log(reframe)
+    return angle != 0 or (reframe is not None and side > 0 and abs(np.log(side / roi[0][2])) >= np.log(reframe))
 
 
 def keypoints_for_rois(gray, rois, keypointer, refine=DEFAULT_REFINE, align=ROLL_ALIGN_DEGREES,
@@ -144,10 +143,10 @@ def keypoints_for_rois(gray, rois, keypointer, refine=DEFAULT_REFINE, align=ROLL
         keypoints, scores = predict_rois(gray, rois, keypointer)
     if align is None:
         return keypoints, scores
-    scale = keypointer.framing_scale
-    again = [i for i, kp in enumerate(keypoints) if misframed(rois[i], kp, scale, align, reframe)]
+    framed = [keypoint_roi(kp, keypointer.framing_scale, align) for kp in keypoints]
+    again = [i for i, (roi, new) in enumerate(zip(rois, framed)) if misframed(roi, new, reframe)]
     if again:
-        points, again_scores = predict_rois(gray, [keypoint_roi(keypoints[i], scale, align) for i in again], keypointer)
+        points, again_scores = predict_rois(gray, [framed[i] for i in again], keypointer)
         keypoints = keypoints.copy()
         keypoints[again] = points
         if scores is not None:

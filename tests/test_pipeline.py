@@ -155,14 +155,15 @@ def test_a_face_is_misframed_when_rolled_or_when_its_framing_is_off_by_the_refra
         grown = side * times
         return (x + side / 2 - grown / 2, y + side / 2 - grown / 2, grown), 0.0
     assert pl.roll_degrees(points) == pytest.approx(0, abs=5)
-    assert not pl.misframed(roi(1.0), points, scale)
-    assert not pl.misframed(roi(1.05), points, scale, reframe=1.1)
-    assert pl.misframed(roi(1.15), points, scale, reframe=1.1)
-    assert pl.misframed(roi(1 / 1.15), points, scale, reframe=1.1)
-    assert not pl.misframed(roi(1.15), points, scale, reframe=None)
+    framed = pl.keypoint_roi(points, scale)
+    assert not pl.misframed(roi(1.0), framed)
+    assert not pl.misframed(roi(1.05), framed, reframe=1.1)
+    assert pl.misframed(roi(1.15), framed, reframe=1.1)
+    assert pl.misframed(roi(1 / 1.15), framed, reframe=1.1)
+    assert not pl.misframed(roi(1.15), framed, reframe=None)
     centre = points.mean(0)
     rolled = (points - centre) @ cv2.getRotationMatrix2D((0, 0), -20, 1.0)[:, :2].T + centre
-    assert pl.misframed(roi(1.0), rolled, scale, reframe=None)
+    assert pl.misframed(roi(1.0), pl.keypoint_roi(rolled, scale), reframe=None)
 
 
 def test_a_face_framed_too_loosely_is_cut_again_on_its_keypoints(astronaut):
