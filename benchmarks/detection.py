@@ -27,7 +27,8 @@ from keypointer import DEFAULT_CHECKPOINT, MIN_FACE_SCORE, Keypointer  # noqa: E
 from pipeline import detect_keypoints  # noqa: E402
 from benchmarks.samples import gray_sample  # noqa: E402
 
-FACE_FREE_SAMPLES = ("brick", "camera", "cell", "checkerboard", "clock", "coffee", "coins", "colorwheel", "grass",
+# "camera" (the cameraman) is left out: his face is a face, whichever detector finds it
+FACE_FREE_SAMPLES = ("brick", "cell", "checkerboard", "clock", "coffee", "coins", "colorwheel", "grass",
                      "gravel", "horse", "hubble_deep_field", "immunohistochemistry", "logo", "microaneurysms",
                      "moon", "page", "retina", "rocket", "text", "cat", "chelsea")
 OPTIONS = {"frontal": ("frontal", {}), "profile": ("+ profile", {"profile": True}),
