@@ -43,9 +43,10 @@ class _KeypointsAndSpread(torch.nn.Module):
         heatmaps, pooled = self.model.heatmaps_and_features(crops)
         prob = self.model.probabilities(heatmaps)
         spread = self.model.spread(prob)
+        keypoints = self.model.refine(crops, self.model.decode(prob))
         if self.model.face_head is None:
-            return self.model.decode(prob), spread
-        return self.model.decode(prob), spread, self.model.face_logit(pooled, spread)
+            return keypoints, spread
+        return keypoints, spread, self.model.face_logit(pooled, spread)
 
 
 def has_spread(model):
@@ -76,8 +77,10 @@ def face_score(spread, calibration):
 class Keypointer:
     """Predict 68 keypoints in crop pixels from grayscale crops (N, 1, S, S) in [0, 1]."""
 
-    def __init__(self, checkpoint=DEFAULT_CHECKPOINT, backend="onnx", threads=None, flip=False, markup=None):
-        """``markup``: the head of a multi-markup checkpoint ('300w', 'udacity'); default: its first."""
+    def __init__(self, checkpoint=DEFAULT_CHECKPOINT, backend="onnx", threads=None, flip=False, markup=None,
+                 second_stage=False):
+        """``markup``: the head of a multi-markup checkpoint ('300w', 'udacity'); default: its first.
+        ``second_stage``: refine the points with the checkpoint's refiner (train_refiner.py)."""
         if backend not in ("torch", "onnx"):
             raise ValueError(f"unknown backend {backend!r}; choose torch or onnx")
         self.model, self.config = load_model(checkpoint)
@@ -87,6 +90,11 @@ class Keypointer:
                 raise CheckpointError(f"{checkpoint}: no {markup!r} head (it has {self.markups})")
             self.model.markup = self.markups.index(markup)
         self.markup = self.markups[getattr(self.model, "markup", 0)]
+        if second_stage:
+            if not getattr(self.model, "has_second_stage", lambda: False)():
+                raise CheckpointError(f"{checkpoint}: no second stage for its {self.markup} points "
+                                      "(fit one with train_refiner.py)")
+            self.model.second_stage = True
         self.input_size = self.config["model"]["input_size"]
         self.framing_scale = self.config.get("framing_scale", FRAMING_SCALE)
         self.backend, self.session, self.flip = backend, None, flip

@@ -10,6 +10,8 @@ import os
 import torch
 import torch.nn as nn
 
+from refiner import ShapeRefiner
+
 NUM_OUTPUTS = 136
 
 
@@ -143,7 +145,7 @@ class HeatmapNet(nn.Module):
     misses the per-face speed target (docs/experiments.md)."""
 
     def __init__(self, input_size=80, width=(24, 48, 96, 192), depth=(1, 2, 4, 2), neck=48,
-                 heads=1, markup=0, face_head=False):
+                 heads=1, markup=0, face_head=False, refiner=None):
         super().__init__()
         # face_head: a logistic face/no-face output on the pooled deepest features and the
         # heatmap spread, fitted after training by train_face_score.py (the face score).
@@ -171,6 +173,10 @@ class HeatmapNet(nn.Module):
         self.register_buffer("cell_xy", torch.stack([xs.flatten(), ys.flatten()], 1), persistent=False)
         self.register_buffer("cell_index", torch.arange(self.grid, dtype=torch.float32), persistent=False)
         self.face_head = nn.Linear(width[-1] + 1, 1) if face_head else None
+        # refiner: ShapeRefiner arguments (a dict) when train_refiner.py has fitted a second
+        # stage; it runs only when ``second_stage`` is set (keypointer.Keypointer sets it on request)
+        self.refiner = ShapeRefiner(**refiner) if refiner else None
+        self.second_stage = False
 
     def heatmaps(self, x, markups=None):
         """(N, 68, H/4, W/4) logits: one heatmap per keypoint, from head ``self.markup``,
@@ -220,8 +226,19 @@ class HeatmapNet(nn.Module):
         """(N, 136): the expected (x, y) of every keypoint under its probabilities."""
         return (prob @ self.cell_xy).reshape(-1, NUM_OUTPUTS)
 
+    def has_second_stage(self):
+        """Whether a refiner was fitted on the points of the current head."""
+        return self.refiner is not None and self.refiner.markup == self.markup
+
+    def refine(self, crops, keypoints):
+        """(N, 136) keypoints, moved by the refiner when ``second_stage`` is on."""
+        if not (self.second_stage and self.has_second_stage()):
+            return keypoints
+        return self.refiner(crops, keypoints.reshape(-1, NUM_OUTPUTS // 2, 2)).reshape(-1, NUM_OUTPUTS)
+
     def forward(self, x, markups=None):
-        return self.decode(self.probabilities(self.heatmaps(x, markups)))
+        keypoints = self.decode(self.probabilities(self.heatmaps(x, markups)))
+        return keypoints if markups is not None else self.refine(x, keypoints)
 
 
 class ResNetKeypoints(nn.Module):

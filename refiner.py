@@ -1,0 +1,136 @@
+"""A second stage after the network: cascaded linear regression on shape-indexed gradients.
+
+The network's 68 points are refined by a few stages (the supervised descent method, Xiong &
+De la Torre, 2013, with ridge regression). Each stage reads the crop's gradient at a small
+grid of cells around every point, the grid turned and scaled with the face (a similarity
+fitted to a mean shape), and moves all points at once by a low-rank linear map of those
+readings. Stages start wide and end narrow. The crop is the one the network saw, so the
+refiner rides in the same ONNX graph (models.HeatmapNet.refiner); it is written with few,
+simple operations, since ONNX Runtime's cost per operation dominates at this size.
+train_refiner.py fits it.
+"""
+import torch
+from torch import nn
+
+NUM_POINTS = 68
+# The shipped refiner's settings (docs/experiments.md, "A second stage"). RADII: each stage's
+# cell spacing around a point, in units of the mean shape's outer-eye-corner distance (0.04 is
+# about 1 px of an 80 px crop). GRID x GRID cells per point. RANK: each stage's map's rank.
+RADII = (0.1, 0.07, 0.05, 0.035)
+GRID, RANK = 3, 16
+READINGS = 4    # per cell: the gradient (x, y) and its magnitude per axis (|x|, |y|)
+
+
+def similarity(shapes, mean):
+    """(a, b) of the similarity [[a, -b], [b, a]] that best maps each centred shape (N, 68, 2)
+    onto the centred mean shape (68, 2), least squares."""
+    s = shapes - shapes.mean(1, keepdim=True)
+    m = mean - mean.mean(0)
+    norm = (s ** 2).sum((1, 2)).clamp_min(1e-12)
+    a = (s * m).sum((1, 2)) / norm
+    b = (s[..., 0] * m[..., 1] - s[..., 1] * m[..., 0]).sum(1) / norm
+    return a, b
+
+
+def to_mean_frame(a, b):
+    """(N, 2, 2) matrices T with ``vectors @ T`` = the vectors (N, K, 2) in the mean shape's frame."""
+    return torch.stack([torch.stack([a, b], -1), torch.stack([-b, a], -1)], 1)
+
+
+def from_mean_frame(a, b):
+    """The inverse of :func:`to_mean_frame`'s matrices."""
+    return to_mean_frame(a, -b) / (a ** 2 + b ** 2)[:, None, None]
+
+
+class ShapeRefiner(nn.Module):
+    """Refines (N, 68, 2) points in the [-1, 1] frame of (N, 1, S, S) crops. Buffers: the mean
+    shape and each stage's linear map (``down``, ``down_bias``, then ``up``)."""
+
+    def __init__(self, input_size=80, radii=RADII, grid=GRID, rank=RANK, markup=0):
+        super().__init__()
+        # markup: the output head whose points this refiner was fitted on (other heads pass through)
+        self.size, self.radii, self.grid, self.rank, self.markup = input_size, tuple(radii), grid, rank, markup
+        self.features = NUM_POINTS * grid * grid * READINGS
+        self.register_buffer("mean_shape", torch.zeros(NUM_POINTS, 2))
+        self.register_buffer("down", torch.zeros(len(radii), self.features, rank))
+        self.register_buffer("down_bias", torch.zeros(len(radii), rank))
+        self.register_buffer("up", torch.zeros(len(radii), rank, 2 * NUM_POINTS))
+        steps = torch.arange(grid, dtype=torch.float32) - (grid - 1) / 2
+        ys, xs = torch.meshgrid(steps, steps, indexing="ij")
+        self.register_buffer("cells", torch.stack([xs, ys], -1).reshape(-1, 2), persistent=False)
+        kernel = torch.zeros(2, 1, 3, 3)             # central differences along x and y
+        kernel[0, 0, 1, 2] = kernel[1, 0, 2, 1] = 1
+        kernel[0, 0, 1, 0] = kernel[1, 0, 0, 1] = -1
+        self.register_buffer("kernel", kernel, persistent=False)
+
+    def prepare(self, crops, shapes):
+        """What every stage reads, computed once: the crop's gradient as pixel rows (N * S * S, 2),
+        each crop's first row, every stage's cell offsets in crop pixels turned and scaled with
+        the face, and the matrices from the mean shape's frame to crop pixels. One similarity
+        serves every stage: together they move the points by a pixel or two."""
+        size = self.size                     # a constant size keeps shape arithmetic out of the graph
+        gradient = nn.functional.conv2d(nn.functional.pad(crops, (1, 1, 1, 1), mode="replicate"), self.kernel)
+        rows = gradient.permute(0, 2, 3, 1).reshape(-1, 2)
+        # 0, 1, ..., N - 1 from the batch itself, so the exported graph keeps a dynamic batch
+        first_row = (torch.ones_like(crops[:, :1, 0, 0], dtype=torch.long).cumsum(0) - 1)[:, :, None] * (size * size)
+        to_pixels = from_mean_frame(*similarity(shapes, self.mean_shape)) * (size / 2)
+        eye = (self.mean_shape[45] - self.mean_shape[36]).norm()
+        spacing = torch.tensor(self.radii, device=crops.device)[:, None, None] * eye
+        cells = ((self.cells[None] * spacing).reshape(1, -1, 2) @ to_pixels).reshape(-1, len(self.radii), 1, self.grid ** 2, 2)
+        return rows, first_row, cells.unbind(1), to_pixels
+
+    def readings(self, prepared, pixels, stage):
+        """(N, features): the gradient at the stage's cells around each point (``pixels``:
+        (N, 68, 2) crop pixels), nearest pixel, each point's readings scaled to unit length."""
+        rows, first_row, cells, _ = prepared
+        at = (pixels[:, :, None, :] + cells[stage]).round().clamp(0, self.size - 1)    # (N, 68, cells, 2)
+        values = rows[(at[..., 0] + at[..., 1] * self.size).long() + first_row]       # (N, 68, cells, 2)
+        values = torch.cat([values, values.abs()], -1).reshape(-1, NUM_POINTS, self.grid ** 2 * READINGS)
+        return (values / (values.norm(dim=-1, keepdim=True) + 1e-3)).reshape(-1, self.features)
+
+    def step(self, features, stage):
+        """(N, 68, 2) moves in the mean shape's frame, from a stage's features."""
+        return ((features @ self.down[stage] + self.down_bias[stage]) @ self.up[stage]).reshape(-1, NUM_POINTS, 2)
+
+    def forward(self, crops, shapes):
+        prepared = self.prepare(crops, shapes)
+        size, to_pixels = self.size, prepared[-1]
+        # pixels of the crop (pixel i spans [i, i + 1)) minus half a pixel: rounding gives the index
+        pixels = (shapes + 1) * (size / 2) - 0.5
+        for stage in range(len(self.radii)):
+            pixels = pixels + self.step(self.readings(prepared, pixels, stage), stage) @ to_pixels
+        return (pixels + 0.5) / (size / 2) - 1
+
+
+def fit_stage(features, moves, l2, rank):
+    """(down, down_bias, up): the rank-``rank`` ridge map from features (N, F) to moves (N, 136)."""
+    x = torch.cat([features, torch.ones_like(features[:, :1])], 1).double()
+    penalty = l2 * torch.eye(x.shape[1], dtype=torch.float64)
+    penalty[-1, -1] = 0                          # the bias is not shrunk
+    full = torch.linalg.solve(x.T @ x + penalty, x.T @ moves.double())
+    # reduced-rank regression: keep the fitted moves' top principal directions
+    _, _, vh = torch.linalg.svd(x @ full, full_matrices=False)
+    down = (full @ vh[:rank].T).float()
+    return down[:-1], down[-1], vh[:rank].float()
+
+
+@torch.no_grad()
+def fit_refiner(refiner, crops, shapes, targets, l2, log=None):
+    """Fit every stage in turn on crops (N, 1, S, S), the network's points (N, 68, 2) and the
+    true points, all in the [-1, 1] frame; each stage learns from the points the previous ones
+    give. ``log(stage, points)`` after each. Returns the refined training points."""
+    refiner.mean_shape.copy_(targets.mean(0))
+    if crops.shape[-1] != refiner.size:
+        raise ValueError(f"crops of {crops.shape[-1]} px for a refiner of {refiner.size} px")
+    prepared = refiner.prepare(crops, shapes)
+    size, to_pixels = refiner.size, prepared[-1]
+    pixels, goal = (shapes + 1) * (size / 2) - 0.5, (targets + 1) * (size / 2) - 0.5
+    to_mean = torch.linalg.inv(to_pixels)
+    for stage in range(len(refiner.radii)):
+        features = refiner.readings(prepared, pixels, stage)
+        fitted = fit_stage(features, ((goal - pixels) @ to_mean).flatten(1), l2, refiner.rank)
+        refiner.down[stage], refiner.down_bias[stage], refiner.up[stage] = fitted
+        pixels = pixels + refiner.step(features, stage) @ to_pixels
+        if log is not None:
+            log(stage, (pixels + 0.5) / (size / 2) - 1)
+    return (pixels + 0.5) / (size / 2) - 1

@@ -1,0 +1,97 @@
+"""The second stage (refiner.py, train_refiner.py): its geometry, its fit, its switch."""
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from checkpoint import CheckpointError
+from conftest import ROOT
+from detect import sample_image
+from face_detector import FaceDetector, to_gray
+from framing import roi_square
+from keypointer import DEFAULT_CHECKPOINT, ONNX_TOLERANCE, UDACITY_CHECKPOINT, Keypointer
+from pipeline import crop_roi
+from refiner import ShapeRefiner, fit_refiner, from_mean_frame, similarity, to_mean_frame
+
+SIZE = 80
+
+
+def test_similarity_finds_the_turn_and_scale_that_maps_a_shape_back_onto_the_mean():
+    mean = torch.randn(68, 2)
+    angle, scale, shift = math.radians(25), 1.7, torch.tensor([0.3, -0.2])
+    turn = torch.tensor([[math.cos(angle), math.sin(angle)], [-math.sin(angle), math.cos(angle)]])
+    shapes = (mean @ turn * scale + shift)[None]
+    a, b = similarity(shapes, mean)
+    back = (shapes - shapes.mean(1, keepdim=True)) @ to_mean_frame(a, b)
+    torch.testing.assert_close(back[0], mean - mean.mean(0), atol=1e-5, rtol=0)
+    torch.testing.assert_close(to_mean_frame(a, b) @ from_mean_frame(a, b), torch.eye(2)[None], atol=1e-6, rtol=0)
+
+
+def drawn_marks(count, rng):
+    """Crops with a dark dot at each of 68 points (a spread-out layout, moved and turned a
+    little per crop), the points in the [-1, 1] frame, and starts off by up to 1.5 px."""
+    ys, xs = np.mgrid[0:8, 0:9]
+    layout = np.stack([xs.ravel(), ys.ravel()], 1)[:68] * 7.5 - np.array([30.0, 26.0])    # pixels about the centre
+    crops, points = np.full((count, 1, SIZE, SIZE), 0.8, np.float32), np.zeros((count, 68, 2), np.float32)
+    grid_y, grid_x = np.mgrid[0:SIZE, 0:SIZE] + 0.5
+    for i in range(count):
+        angle = rng.uniform(-0.15, 0.15)
+        turn = np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])
+        pixels = layout @ turn * rng.uniform(0.95, 1.05) + SIZE / 2 + rng.uniform(-2, 2, 2)
+        for x, y in pixels:
+            crops[i, 0] -= 0.6 * np.exp(-((grid_x - x) ** 2 + (grid_y - y) ** 2) / (2 * 1.5 ** 2))
+        points[i] = pixels / (SIZE / 2) - 1
+    starts = points + rng.uniform(-1.5, 1.5, (count, 1, 2)) / (SIZE / 2)
+    return torch.from_numpy(crops), torch.from_numpy(starts.astype(np.float32)), torch.from_numpy(points)
+
+
+def test_a_fitted_refiner_moves_points_it_has_never_seen_onto_the_marks():
+    rng = np.random.default_rng(0)
+    crops, starts, points = drawn_marks(300, rng)
+    eye = float((points[:, 45] - points[:, 36]).norm(dim=-1).mean())
+    refiner = ShapeRefiner(SIZE, radii=[1.5 / (SIZE / 2) / eye] * 3)      # cells 1.5 px apart
+    fit_refiner(refiner, crops, starts, points, l2=1.0)
+    crops, starts, points = drawn_marks(60, rng)
+    with torch.no_grad():
+        refined = refiner(crops, starts)
+    before, after = (starts - points).norm(dim=-1).mean(), (refined - points).norm(dim=-1).mean()
+    assert after < 0.4 * before
+
+
+def sample_face_crop():
+    gray = to_gray(sample_image())
+    box = FaceDetector()(gray)[0]
+    return crop_roi(gray, roi_square(box), 0.0, SIZE)[None, None].astype(np.float32) / 255
+
+
+def test_the_second_stage_runs_only_when_asked_and_onnx_runs_it_as_torch_does():
+    face = sample_face_crop()
+    plain, refined = Keypointer(DEFAULT_CHECKPOINT, "torch"), Keypointer(DEFAULT_CHECKPOINT, "torch", second_stage=True)
+    moves = np.linalg.norm(refined(face) - plain(face), axis=-1)        # crop pixels
+    assert moves.max() > 0.1                             # it moves the points...
+    assert moves.mean() < 2.0                            # ...by a pixel or so on a face the net has placed
+    crops = np.concatenate([face, np.random.default_rng(2).random((2, 1, SIZE, SIZE)).astype(np.float32)])
+    onnx = Keypointer(DEFAULT_CHECKPOINT, "onnx", second_stage=True)
+    assert np.abs(onnx.raw(crops) - refined.raw(crops)).max() < ONNX_TOLERANCE
+
+
+def test_asking_for_a_second_stage_a_checkpoint_lacks_is_a_clear_error():
+    with pytest.raises(CheckpointError, match="train_refiner.py"):
+        Keypointer(UDACITY_CHECKPOINT, "torch", second_stage=True)
+    with pytest.raises(CheckpointError, match="udacity"):         # fitted on the 300-W head only
+        Keypointer(DEFAULT_CHECKPOINT, "torch", markup="udacity", second_stage=True)
+
+
+def test_dry_run_fits_on_a_slice_and_writes_nothing_and_a_bad_checkpoint_is_one_line(data_dir, tmp_path):
+    env = {**os.environ, "FKP_DATA_DIR": data_dir}
+    run = subprocess.run([sys.executable, "train_refiner.py", "--checkpoint", UDACITY_CHECKPOINT, "--dry-run",
+                          "--out", str(tmp_path / "x.pt")], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    assert "with the second stage" in run.stdout and "dry run" in run.stdout and not (tmp_path / "x.pt").exists()
+    bad = subprocess.run([sys.executable, "train_refiner.py", "--checkpoint", str(tmp_path / "none.pt")],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.strip().count("\n") == 0 and "not found" in bad.stderr

@@ -1,0 +1,115 @@
+"""Fit a heatmap net's second stage (refiner.ShapeRefiner) on the net's own training faces.
+
+    python train_refiner.py                                  # the in-the-wild model, in place
+    python train_refiner.py --checkpoint saved_models/keypointnet.pt
+    python train_refiner.py --dry-run                        # a few faces, nothing written
+
+The network stays as it is. Its training faces (the first dataset of its training config, the
+same split) are cut PASSES times with the training augmentation (the detector's framings,
+turns, light, degradations); the network places its points on each crop; the refiner learns,
+stage by stage, to move them onto the annotation. The faces held out for validation give the
+figures printed; test images are never used. Inference uses it on request:
+``detect.py --second-stage``, ``evaluate.py --second-stage``.
+"""
+import argparse
+import dataclasses
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+
+import train_data
+from checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from metrics import nme_per_face
+from refiner import ShapeRefiner, fit_refiner
+from train import TrainConfig
+
+PASSES = 10          # augmented crops of each training face: more passes, more varied starts
+L2 = 1000.0          # ridge penalty on each stage's map (features scaled to unit length per point)
+BATCH = 256
+DRY_RUN_FACES = 64
+
+
+def crops_and_points(dataset, passes, limit=0):
+    """(crops (N, 1, S, S), true points (N, 68, 2) in the [-1, 1] frame) from ``passes``
+    draws of each face of ``dataset`` (a random augmentation each, if it has one)."""
+    count = min(limit or len(dataset), len(dataset))
+    crops, points = [], []
+    for _ in range(passes):
+        for i in range(count):
+            item = dataset[i]
+            crops.append(item["image"])
+            points.append(item["keypoints"])
+    return torch.stack(crops), torch.stack(points)
+
+
+@torch.no_grad()
+def network_points(model, crops):
+    """(N, 68, 2): the network's own points (no second stage), in batches."""
+    model.second_stage = False
+    return torch.cat([model(crops[i:i + BATCH]) for i in range(0, len(crops), BATCH)]).reshape(len(crops), -1, 2)
+
+
+def mean_nme(points, targets):
+    return float(nme_per_face(points.numpy(), targets.numpy()).mean())
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", default="saved_models/keypointnet_wild.pt",
+                   help="a HeatmapNet checkpoint with its training config (default: %(default)s)")
+    p.add_argument("--out", help="where the checkpoint with its refiner goes (default: in place)")
+    p.add_argument("--passes", type=int, default=PASSES, help="augmented crops per training face (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the augmentation (default: %(default)s)")
+    p.add_argument("--dry-run", action="store_true", help=f"{DRY_RUN_FACES} faces, one pass, nothing written")
+    args = p.parse_args(argv)
+    start = time.perf_counter()
+    random.seed(args.seed)           # the augmentation draws from random
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    try:
+        model, config = load_model(args.checkpoint)
+        if not hasattr(model, "has_second_stage") or "train" not in config:
+            raise CheckpointError(f"{args.checkpoint}: not a heatmap net with its training config")
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        cfg = TrainConfig(**{k: v for k, v in config["train"].items() if k in known})
+        if args.dry_run:             # a small slice of the data, so no long preparation either
+            cfg = dataclasses.replace(cfg, subset=2 * DRY_RUN_FACES)
+        first = train_data.parse_datasets(cfg.datasets)[0]
+        train_set, val_set = {"udacity": train_data.udacity_sets, "300w": train_data.wild_sets}[first](cfg)
+    except (CheckpointError, ValueError, OSError) as e:
+        sys.exit(f"error: {e}")
+    limit, passes = (DRY_RUN_FACES, 1) if args.dry_run else (0, args.passes)
+    crops, targets = crops_and_points(train_set, passes, limit)
+    model.markup = 0                     # the first dataset's head
+    refiner = ShapeRefiner(input_size=crops.shape[-1], markup=0)
+    print(f"{len(crops)} training crops ({passes} per face) in {time.perf_counter() - start:.0f} s", flush=True)
+    shapes = network_points(model, crops)
+    print(f"training NME: network {mean_nme(shapes, targets):.4f}", flush=True)
+    fit_refiner(refiner, crops, shapes, targets, L2,
+                log=lambda stage, points: print(f"  after stage {stage + 1}: {mean_nme(points, targets):.4f}", flush=True))
+    val_crops, val_targets = crops_and_points(val_set, 1, limit)
+    val_shapes = network_points(model, val_crops)
+    with torch.no_grad():
+        refined = refiner(val_crops, val_shapes)
+    print(f"validation NME ({len(val_crops)} held-out faces): network {mean_nme(val_shapes, val_targets):.4f}, "
+          f"with the second stage {mean_nme(refined, val_targets):.4f}")
+    if args.dry_run:
+        print(f"dry run: nothing written ({time.perf_counter() - start:.0f} s)")
+        return
+    state = load_checkpoint(args.checkpoint)
+    refiner_config = {"input_size": refiner.size, "radii": list(refiner.radii), "grid": refiner.grid,
+                      "rank": refiner.rank, "markup": refiner.markup}
+    state["config"] = {**state["config"], "model": {**state["config"]["model"], "refiner": refiner_config}}
+    weights = {k: v for k, v in state["model"].items() if not k.startswith("refiner.")}
+    state["model"] = {**weights, **{f"refiner.{k}": v for k, v in refiner.state_dict().items()}}
+    out = args.out or args.checkpoint
+    save_checkpoint(state, out)
+    load_model(out)                      # the written file rebuilds
+    print(f"wrote {out} ({time.perf_counter() - start:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
