@@ -152,7 +152,7 @@ def run(args):
                             profile=wider, rotations=(-args.rotate, args.rotate) if wider and args.rotate else (),
                             only_when_empty=search == "if-none")
     detector = face_detector(args.search)
-    keypointer = Keypointer(args.checkpoint, args.backend, flip=args.flip)
+    keypointer = Keypointer(args.checkpoint, args.backend, flip=args.flip, second_stage=args.second_stage)
     align = args.align or None
 
     def detect(image):
@@ -227,6 +227,9 @@ def parse_args(argv=None):
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="(default: onnx)")
     p.add_argument("--flip", action="store_true",
                    help="also predict on the mirrored face and average (slower, slightly more accurate)")
+    p.add_argument("--second-stage", action="store_true",
+                   help="refine the points with the checkpoint's second stage (train_refiner.py): more accurate "
+                        "on photographs, about half as much time again per face (saved_models/README.md)")
     p.add_argument("--cascade", default=DEFAULT_CASCADE,
                    help="Haar cascade: a path, or a name in detector_architectures/ or OpenCV's data")
     p.add_argument("--fallback-cascade", default=FALLBACK_CASCADE,

@@ -187,6 +187,7 @@ def main(argv=None):
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx",
                    help="run the net with ONNX Runtime or PyTorch (default: %(default)s)")
     p.add_argument("--flip", action="store_true", help="average with the mirrored crop's prediction")
+    p.add_argument("--second-stage", action="store_true", help="refine with the checkpoint's second stage (train_refiner.py)")
     p.add_argument("--markup", help="the head of a two-markup checkpoint: 300w or udacity (default: its first)")
     p.add_argument("--subset", type=int, default=0, help="only the first N test images")
     p.add_argument("--degrade", metavar="NAME=LEVEL",
@@ -203,7 +204,8 @@ def main(argv=None):
         sys.exit(f"error: {e}")
     try:
         sets = test_sets(args, degradation)
-        keypointer = Keypointer(checkpoint, args.backend, flip=args.flip, markup=args.markup)
+        keypointer = Keypointer(checkpoint, args.backend, flip=args.flip, markup=args.markup,
+                                second_stage=args.second_stage)
         detector = FaceDetector() if args.framing == "haar" else None
         find_boxes, landmarks = cnn_pipeline(keypointer, args.framing, detector, args.margin, args.refine,
                                              args.align or None, args.reframe or None)
@@ -217,6 +219,7 @@ def main(argv=None):
         summary, per_face = score(rows), [r["seconds"] for r in rows if "seconds" in r]
         summary.update(set=name, checkpoint=checkpoint, markup=keypointer.markup, framing=args.framing,
                        refine=args.refine, align=args.align, reframe=args.reframe, flip=args.flip,
+                       second_stage=args.second_stage,
                        degrade=args.degrade, backend=args.backend, seconds=seconds, forward_ms=forward_ms,
                        keypoint_ms_per_face=_median_ms(per_face),
                        keypoint_ms_mean=1000 * float(np.mean(per_face)) if per_face else None)

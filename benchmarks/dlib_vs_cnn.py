@@ -147,6 +147,8 @@ def main(argv=None):
     p.add_argument("--refine", type=int, default=DEFAULT_REFINE, help="re-framing passes (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1,
                    help="ONNX Runtime threads for the CNN (default: 1, as detect.py; dlib uses one)")
+    p.add_argument("--second-stage", action="store_true",
+                   help="the in-the-wild CNN with its second stage (train_refiner.py)")
     p.add_argument("--subset", type=int, default=0, help="only the first N images of each set")
     p.add_argument("--json", help="write the table as JSON here")
     args = p.parse_args(argv)
@@ -155,7 +157,8 @@ def main(argv=None):
         sets = {"Udacity test": data_load.FacialKeypointsDataset(
                     *data_load.split_paths(data_load.resolve_data_dir(args.data_dir), "test")),
                 "LFPW test": PhotoFaces(read_sources([lfpw_dir(args.lfpw)]))}
-        cnns = {"CNN in the wild (300-W markup)": Keypointer(args.checkpoint, "onnx", threads=args.threads),
+        wild = "CNN in the wild + second stage" if args.second_stage else "CNN in the wild (300-W markup)"
+        cnns = {wild: Keypointer(args.checkpoint, "onnx", threads=args.threads, second_stage=args.second_stage),
                 "CNN Udacity (Udacity markup)": Keypointer(args.udacity_checkpoint, "onnx", threads=args.threads)}
     except (data_load.DataError, CheckpointError) as e:
         sys.exit(f"error: {e}")
@@ -182,7 +185,7 @@ def main(argv=None):
     if args.json:
         write_json(args.json, {"rows": table, "time_ratios": {n: {"loop": a, "loop_mean": m, "warm": b}
                                                               for n, (a, m, b) in ratios.items()},
-                               "refine": args.refine, "threads": args.threads})
+                               "refine": args.refine, "threads": args.threads, "second_stage": args.second_stage})
 
 
 if __name__ == "__main__":
