@@ -56,6 +56,18 @@ def update_config(path, **entries):
     save_checkpoint(state, path)
 
 
+def add_fitted_part(path, out, config_entries, tensors, prefix):
+    """Write ``path``'s checkpoint to ``out`` (atomically) with a part fitted after training:
+    entries of the model config and state_dict tensors named ``prefix`` + key; any earlier
+    tensors under ``prefix`` go first. The written file must rebuild."""
+    state = load_checkpoint(path)
+    state["config"] = {**state["config"], "model": {**state["config"]["model"], **config_entries}}
+    kept = {k: v for k, v in state["model"].items() if not k.startswith(prefix)}
+    state["model"] = {**kept, **{prefix + k: v for k, v in tensors.items()}}
+    save_checkpoint(state, out)
+    load_model(out)
+
+
 def export_release(src, dst):
     """Copy a training checkpoint without optimizer state: config, weights, history."""
     state = load_checkpoint(src)

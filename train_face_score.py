@@ -22,7 +22,7 @@ import torch
 
 import data_300w
 import data_load
-from checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from checkpoint import CheckpointError, add_fitted_part, load_model
 from face_detector import FaceDetector, to_gray
 from framing import roi_square
 from pipeline import crop_roi
@@ -180,13 +180,10 @@ def main(argv=None):
     if args.dry_run:
         print(f"dry run: nothing written ({time.perf_counter() - start:.0f} s)")
         return
-    state = load_checkpoint(args.checkpoint)
-    state["config"] = {**state["config"], "model": {**state["config"]["model"], "face_head": True}}
-    state["model"] = {**state["model"], "face_head.weight": torch.tensor(weights[None], dtype=torch.float32),
-                      "face_head.bias": torch.tensor([bias], dtype=torch.float32)}
     out = args.out or args.checkpoint
-    save_checkpoint(state, out)
-    load_model(out)                             # the written file rebuilds
+    add_fitted_part(args.checkpoint, out, {"face_head": True},
+                    {"weight": torch.tensor(weights[None], dtype=torch.float32),
+                     "bias": torch.tensor([bias], dtype=torch.float32)}, "face_head.")
     print(f"wrote {out} ({time.perf_counter() - start:.0f} s)")
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 import train_data
-from checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from checkpoint import CheckpointError, add_fitted_part, load_model
 from metrics import nme_per_face
 from refiner import ShapeRefiner, fit_refiner
 from train import TrainConfig
@@ -99,15 +99,10 @@ def main(argv=None):
     if args.dry_run:
         print(f"dry run: nothing written ({time.perf_counter() - start:.0f} s)")
         return
-    state = load_checkpoint(args.checkpoint)
     refiner_config = {"input_size": refiner.size, "radii": list(refiner.radii), "grid": refiner.grid,
                       "rank": refiner.rank, "markup": refiner.markup}
-    state["config"] = {**state["config"], "model": {**state["config"]["model"], "refiner": refiner_config}}
-    weights = {k: v for k, v in state["model"].items() if not k.startswith("refiner.")}
-    state["model"] = {**weights, **{f"refiner.{k}": v for k, v in refiner.state_dict().items()}}
     out = args.out or args.checkpoint
-    save_checkpoint(state, out)
-    load_model(out)                      # the written file rebuilds
+    add_fitted_part(args.checkpoint, out, {"refiner": refiner_config}, refiner.state_dict(), "refiner.")
     print(f"wrote {out} ({time.perf_counter() - start:.0f} s)")
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from checkpoint import CheckpointError
+from checkpoint import CheckpointError, add_fitted_part, load_checkpoint
 from conftest import ROOT
 from detect import sample_image
 from face_detector import FaceDetector, to_gray
@@ -95,3 +95,19 @@ def test_dry_run_fits_on_a_slice_and_writes_nothing_and_a_bad_checkpoint_is_one_
     bad = subprocess.run([sys.executable, "train_refiner.py", "--checkpoint", str(tmp_path / "none.pt")],
                          cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stderr.strip().count("\n") == 0 and "not found" in bad.stderr
+
+
+def test_a_fitted_stage_added_to_a_checkpoint_rebuilds_runs_and_replaces_an_earlier_one(tmp_path):
+    crops, starts, points = drawn_marks(120, np.random.default_rng(3))
+    refiner = ShapeRefiner(SIZE, radii=[0.05, 0.03])
+    fit_refiner(refiner, crops, starts, points, l2=1.0)
+    config = {"refiner": {"input_size": SIZE, "radii": [0.05, 0.03], "grid": refiner.grid,
+                          "rank": refiner.rank, "markup": 0}}
+    out = str(tmp_path / "with_stage.pt")
+    add_fitted_part(UDACITY_CHECKPOINT, out, config, refiner.state_dict(), "refiner.")
+    add_fitted_part(out, out, config, refiner.state_dict(), "refiner.")       # again, in place
+    assert sum(k.startswith("refiner.") for k in load_checkpoint(out)["model"]) == len(refiner.state_dict())
+    face = sample_face_crop()
+    torch_kp, onnx_kp = Keypointer(out, "torch", second_stage=True), Keypointer(out, "onnx", second_stage=True)
+    assert np.abs(onnx_kp.raw(face) - torch_kp.raw(face)).max() < ONNX_TOLERANCE
+    assert np.abs(torch_kp.raw(face) - Keypointer(out, "torch").raw(face)).max() > 0
