@@ -42,6 +42,17 @@ def from_mean_frame(a, b):
     return to_mean_frame(a, -b) / (a ** 2 + b ** 2)[:, None, None]
 
 
+def to_indices(points, size):
+    """[-1, 1] frame -> pixel indices of an S x S crop (pixel i spans [i, i + 1), its centre at
+    index i): rounding gives the nearest pixel."""
+    return (points + 1) * (size / 2) - 0.5
+
+
+def from_indices(indices, size):
+    """The inverse of :func:`to_indices`."""
+    return (indices + 0.5) / (size / 2) - 1
+
+
 class ShapeRefiner(nn.Module):
     """Refines (N, 68, 2) points in the [-1, 1] frame of (N, 1, S, S) crops. Buffers: the mean
     shape and each stage's linear map (``down``, ``down_bias``, then ``up``)."""
@@ -81,7 +92,7 @@ class ShapeRefiner(nn.Module):
 
     def readings(self, prepared, pixels, stage):
         """(N, features): the gradient at the stage's cells around each point (``pixels``:
-        (N, 68, 2) crop pixels), nearest pixel, each point's readings scaled to unit length."""
+        (N, 68, 2) pixel indices), nearest pixel, each point's readings scaled to unit length."""
         rows, first_row, cells, _ = prepared
         at = (pixels[:, :, None, :] + cells[stage]).round().clamp(0, self.size - 1)    # (N, 68, cells, 2)
         values = rows[(at[..., 0] + at[..., 1] * self.size).long() + first_row]       # (N, 68, cells, 2)
@@ -94,12 +105,10 @@ class ShapeRefiner(nn.Module):
 
     def forward(self, crops, shapes):
         prepared = self.prepare(crops, shapes)
-        size, to_pixels = self.size, prepared[-1]
-        # pixels of the crop (pixel i spans [i, i + 1)) minus half a pixel: rounding gives the index
-        pixels = (shapes + 1) * (size / 2) - 0.5
+        pixels = to_indices(shapes, self.size)
         for stage in range(len(self.radii)):
-            pixels = pixels + self.step(self.readings(prepared, pixels, stage), stage) @ to_pixels
-        return (pixels + 0.5) / (size / 2) - 1
+            pixels = pixels + self.step(self.readings(prepared, pixels, stage), stage) @ prepared[-1]
+        return from_indices(pixels, self.size)
 
 
 def fit_stage(features, moves, l2, rank):
@@ -123,8 +132,8 @@ def fit_refiner(refiner, crops, shapes, targets, l2, log=None):
     if crops.shape[-1] != refiner.size:
         raise ValueError(f"crops of {crops.shape[-1]} px for a refiner of {refiner.size} px")
     prepared = refiner.prepare(crops, shapes)
-    size, to_pixels = refiner.size, prepared[-1]
-    pixels, goal = (shapes + 1) * (size / 2) - 0.5, (targets + 1) * (size / 2) - 0.5
+    to_pixels = prepared[-1]
+    pixels, goal = to_indices(shapes, refiner.size), to_indices(targets, refiner.size)
     to_mean = torch.linalg.inv(to_pixels)
     for stage in range(len(refiner.radii)):
         features = refiner.readings(prepared, pixels, stage)
@@ -132,5 +141,5 @@ def fit_refiner(refiner, crops, shapes, targets, l2, log=None):
         refiner.down[stage], refiner.down_bias[stage], refiner.up[stage] = fitted
         pixels = pixels + refiner.step(features, stage) @ to_pixels
         if log is not None:
-            log(stage, (pixels + 0.5) / (size / 2) - 1)
-    return (pixels + 0.5) / (size / 2) - 1
+            log(stage, from_indices(pixels, refiner.size))
+    return from_indices(pixels, refiner.size)
