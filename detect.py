@@ -229,7 +229,7 @@ def parse_args(argv=None):
                    help="also predict on the mirrored face and average (slower, slightly more accurate)")
     p.add_argument("--second-stage", action="store_true",
                    help="refine the points with the checkpoint's second stage (train_refiner.py): more accurate "
-                        "on photographs, about half as much time again per face (saved_models/README.md)")
+                        "on photographs, about 1.4× the time per face (saved_models/README.md)")
     p.add_argument("--cascade", default=DEFAULT_CASCADE,
                    help="Haar cascade: a path, or a name in detector_architectures/ or OpenCV's data")
     p.add_argument("--fallback-cascade", default=FALLBACK_CASCADE,
