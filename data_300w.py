@@ -32,7 +32,7 @@ PTS_OFFSET = -0.5
 DLIB_OFFSET = 0.5
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 CACHE_SCALE = 2.6     # cached square side / keypoint box side: room for the widest framing and warp
-CACHE_SIZE = 160      # cached square side in pixels: ~2x what an 80 px crop at framing 1.8 needs
+CACHE_SIZE = 160      # cached square side in pixels: room to cut crops up to ~110 px at framing 1.8
 CACHE_VERSION = 1
 _ROOT = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_CACHE_DIR = os.path.join(_ROOT, "cache")
@@ -222,7 +222,7 @@ def build_face_cache(faces, measure=None, cache_dir=None):
     each face cut once; ``measure(gray_image, keypoints) -> (u, v, r) or None`` records the
     detector's framing of it (NaN where it misses). Loaded from, or saved to, the cache."""
     import cv2
-    from data_load import crop_square_array, crop_points, face_square
+    from geometry import crop_square_array, crop_points, face_square
     cache_dir = cache_dir or os.environ.get(CACHE_DIR_ENV) or DEFAULT_CACHE_DIR
     path = os.path.join(cache_dir, f"faces_{_cache_key(faces, measure)}.npz")
     if os.path.isfile(path):

@@ -4,7 +4,8 @@ Every transform maps ``(image, keypoints) -> (image, keypoints)``; images travel
 ``tv_tensors.Image``, points as ``tv_tensors.KeyPoints``, so an image and its 68 points
 always move together. Resizing and cropping use torchvision (Rescale, RandomCrop) or
 OpenCV (the face crop, the affine warp: several times faster, same coordinate convention).
-Reading the files and the person splits live in data_files.py (re-exported here).
+Reading the files and the person splits live in data_files.py, the crop geometry shared with
+inference in geometry.py, the 68-point markup in markup.py.
 
 Keypoint frames
 ---------------
@@ -12,7 +13,7 @@ Keypoint frames
   pixel i spans [i, i + 1), so the top-left pixel's centre is (0.5, 0.5). Every reader converts
   into this on read (300-W's 1-based ``.pts``, dlib's 0-based XML: data_300w.py).
 * normalised (after :class:`Normalize`): ``(p - S/2) / (S/2)`` for an ``S x S`` crop,
-  so the crop spans ``[-1, 1]`` on both axes. :func:`denormalize_keypoints` inverts it.
+  so the crop spans ``[-1, 1]`` on both axes. geometry.denormalize_keypoints inverts it.
 """
 import os
 import random
@@ -24,26 +25,10 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 import torchvision.transforms.v2.functional as F
 
-from data_files import (DATA_DIR_ENV, NUM_KEYPOINTS, DataError, decode_image, keep_people,  # noqa: F401
-                        load_image, person_of, read_keypoints_csv, resolve_data_dir, split_by_person,
-                        split_paths)
-
-# Horizontal flip: point i of the flipped face is point FLIP_PERMUTATION[i] of the
-# original (68-point Multi-PIE markup: jaw, brows, nose, eyes, outer and inner lips).
-_MIRROR_PAIRS = ([(i, 16 - i) for i in range(8)]                              # jaw
-                 + [(17, 26), (18, 25), (19, 24), (20, 23), (21, 22)]         # brows
-                 + [(31, 35), (32, 34)]                                       # nostrils
-                 + [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]  # eyes
-                 + [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58)]         # outer lips
-                 + [(60, 64), (61, 63), (65, 67)])                            # inner lips
-FLIP_PERMUTATION = np.arange(NUM_KEYPOINTS)
-for _a, _b in _MIRROR_PAIRS:
-    FLIP_PERMUTATION[_a], FLIP_PERMUTATION[_b] = _b, _a
-
-# Face framing shared by training and inference: a square of side
-# FRAMING_SCALE * max(keypoint box width, height), centred on the keypoint box.
-# 1.8 matches a Haar box padded by 30% on each side (measured: see detect.py).
-FRAMING_SCALE = 1.8
+from data_files import DataError, load_image, read_keypoints_csv
+from data_files import resolve_data_dir, split_paths  # noqa: F401  (the notebooks find the data through data_load)
+from geometry import (FRAMING_SCALE, crop_points, crop_square_array, face_square, framed_square, mirror_points,
+                      normalize_keypoints)
 
 
 class FacialKeypointsDataset(torch.utils.data.Dataset):
@@ -82,39 +67,6 @@ class FacialKeypointsDataset(torch.utils.data.Dataset):
 
 
 # ----------------------------------------------------------------------------- frames
-def normalize_keypoints(keypoints, size):
-    """Pixels of an ``size x size`` crop -> the [-1, 1] frame."""
-    half = size / 2.0
-    return (keypoints - half) / half
-
-
-def denormalize_keypoints(keypoints, size):
-    """The [-1, 1] frame -> pixels of an ``size x size`` crop (inverse of the above)."""
-    half = size / 2.0
-    return keypoints * half + half
-
-
-def keypoint_box(keypoints):
-    """(centre (2,), side): the centre of the keypoints' bounding box and its longer side."""
-    kp = np.asarray(keypoints, dtype=np.float64)
-    lo, hi = kp.min(axis=0), kp.max(axis=0)
-    return (lo + hi) / 2.0, float((hi - lo).max())
-
-
-def framed_square(keypoints, u=0.0, v=0.0, r=FRAMING_SCALE):
-    """The square (x, y, side) of side r, centred (u, v) away from the keypoint box's
-    centre, all in keypoint-box sides (the frame of framing.measure_framings)."""
-    (cx, cy), box_side = keypoint_box(keypoints)
-    side = r * box_side
-    cx, cy = cx + u * box_side, cy + v * box_side
-    return cx - side / 2.0, cy - side / 2.0, side
-
-
-def face_square(keypoints, scale=FRAMING_SCALE):
-    """The training framing (x, y, side): a square of ``scale`` x the keypoint box, centred on it."""
-    return framed_square(keypoints, 0.0, 0.0, scale)
-
-
 def _as_array(image):
     """tv_tensors.Image / tensor CxHxW or numpy -> numpy HxW(xC) (a view where possible)."""
     if isinstance(image, torch.Tensor):
@@ -123,47 +75,8 @@ def _as_array(image):
 
 
 def crop_square(image, square, size):
-    """Crop ``square`` = (x, y, side) out of ``image`` and resize it to ``size``.
-
-    Parts of the square outside the image are filled with zeros (no wrap-around); the
-    resize is OpenCV's pixel-area average (antialiased). The same function frames faces
-    for training and inference. Returns a tv_tensors.Image; map points back with
-    :func:`uncrop_points`.
-    """
-    return as_image(crop_square_array(image, square, size))
-
-
-def crop_square_array(image, square, size):
-    """:func:`crop_square` as a numpy array (H x W or H x W x C), the inference path."""
-    x, y, side = _pixel_square(square)
-    array = _as_array(image)
-    h, w = array.shape[:2]
-    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + side, w), min(y + side, h)
-    if (x0, y0, x1, y1) == (x, y, x + side, y + side):
-        region = array[y0:y1, x0:x1]           # a view: OpenCV reads the strides, no copy
-    else:
-        region = np.zeros((side, side) + array.shape[2:], array.dtype)
-        if x1 > x0 and y1 > y0:
-            region[y0 - y:y1 - y, x0 - x:x1 - x] = array[y0:y1, x0:x1]
-    return cv2.resize(region, (size, size), interpolation=cv2.INTER_AREA)
-
-
-def _pixel_square(square):
-    """The square as crop_square cuts it: integer corner and side."""
-    x, y, side = (int(round(v)) for v in square)
-    return x, y, max(1, side)
-
-
-def crop_points(points, square, size):
-    """Original-image pixels -> pixels of the ``size`` crop of ``square``."""
-    x, y, side = _pixel_square(square)
-    return (np.asarray(points, dtype=np.float32) - np.array([x, y], np.float32)) * (size / side)
-
-
-def uncrop_points(points, square, size):
-    """Pixels of the ``size`` crop of ``square`` -> original-image pixels (inverse of crop_points)."""
-    x, y, side = _pixel_square(square)
-    return np.asarray(points, dtype=np.float32) * (side / size) + np.array([x, y], np.float32)
+    """geometry.crop_square_array of an image or tensor, as a tv_tensors.Image."""
+    return as_image(crop_square_array(_as_array(image), square, size))
 
 
 # ----------------------------------------------------------------------------- transforms
@@ -269,18 +182,6 @@ class RandomHorizontalFlip:
         return f"RandomHorizontalFlip(p={self.p})"
 
 
-def mirror_points(keypoints, width):
-    """x -> width - x with left/right identities swapped.
-
-    Keypoints are continuous coordinates with pixel i spanning [i, i + 1): the convention
-    of torchvision's resize, crop and rotation of KeyPoints. (Its horizontal_flip uses
-    width - 1 - x, which would put flipped labels a pixel off their mirrored content.)
-    """
-    points = np.asarray(keypoints, np.float32)[..., FLIP_PERMUTATION, :].copy()
-    points[..., 0] = width - points[..., 0]
-    return points
-
-
 def hflip(image, keypoints):
     """Deterministic mirror with left/right swap (used by flip and by test-time flip)."""
     image = as_image(image)
@@ -382,7 +283,7 @@ class ToTensor:
 
 
 def train_transform(size, rotation, translate, scale, brightness, contrast, flip, framings=None, extra=()):
-    """The augmentation pipeline; train.make_transform fills it from TrainConfig
+    """The augmentation pipeline; train_data.make_transform fills it from TrainConfig
     (``extra``: image-only transforms applied after the colour jitter)."""
     return Compose([FaceCrop(size, framings=framings), RandomHorizontalFlip(flip),
                     RandomAffine(rotation, (translate, translate), scale),

@@ -2,7 +2,7 @@
 framing is measured on annotated faces so training can replay it (data_load.FaceCrop)."""
 import numpy as np
 
-from data_load import keypoint_box
+from geometry import keypoint_box
 from face_detector import to_gray
 
 # The keypoint box's centre lies this many box widths below the Haar box's centre,

@@ -1,9 +1,8 @@
 """Landmark accuracy: NME normalised by the outer-eye-corner distance, CED and AUC."""
 import numpy as np
 
-# 0-based indices in the 68-point markup, named by the subject's side: the right eye's outer
-# corner (36) appears on the image's left, the left eye's (45) on its right
-RIGHT_EYE_OUTER, LEFT_EYE_OUTER = 36, 45
+from markup import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
+
 FAILURE_THRESHOLD = 0.10
 
 

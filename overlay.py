@@ -12,6 +12,8 @@ shift, scale, rotation), so it follows the face's size and roll:
 import cv2
 import numpy as np
 
+from markup import LEFT_EYE, RIGHT_EYE
+
 OVERLAY_SIZE = (400, 140)     # width, height of the drawn overlays, pixels (scaled onto each face)
 
 
@@ -59,7 +61,7 @@ def face_anchors(name, keypoints):
     """The two face points an overlay's anchors go to, in image pixels."""
     kp = np.asarray(keypoints, np.float64)
     if name == "sunglasses":
-        eyes = np.stack([kp[36:42].mean(0), kp[42:48].mean(0)])
+        eyes = np.stack([kp[RIGHT_EYE].mean(0), kp[LEFT_EYE].mean(0)])
         lift = (kp[17:27].mean(0) - eyes.mean(0)) * 0.25      # a quarter of the way to the brows
         return eyes + lift
     if name == "moustache":

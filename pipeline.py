@@ -3,35 +3,32 @@
 A face's region of interest (ROI) is a square ``(x, y, side)`` in image pixels and a roll
 angle: the crop is cut turned by that angle, so a tilted face reaches the network upright,
 and its keypoints are mapped back through the same turn. Upright faces (|roll| below
-ROLL_ALIGN_DEGREES) are cut exactly as in training (data_load.crop_square_array).
+ROLL_ALIGN_DEGREES) are cut exactly as in training (geometry.crop_square_array).
 """
 import cv2
 import numpy as np
 
-from data_load import crop_points, crop_square_array, face_square, keypoint_box, uncrop_points
+from geometry import crop_points, crop_square_array, face_square, keypoint_box, uncrop_points
+from markup import LEFT_EYE, RIGHT_EYE
 from face_detector import non_max_suppression, to_gray
 from framing import DEFAULT_MARGIN, roi_square
 from keypointer import MIN_FACE_SCORE
 
 # Re-framing passes on the predicted keypoints. The model trains on the detector's own
-# framings, so none is needed by default (model card: --refine 1 gains 0.0013 NME on
-# Udacity's test split for twice the time).
+# framings, so none is needed by default (what a pass gains: the model card).
 DEFAULT_REFINE = 0
 # A face rolled further than this (eye line against the horizontal, from a first pass) is
-# cut again, turned upright. Measured through the pipeline on LFPW test (docs/experiments.md):
-# NME 0.0447 without, 0.0446 at 15 degrees, 0.0441 at 10 (15 % of its faces take the second
-# pass), 0.0433 at 5 (38 %); 10 keeps the extra time to a few faces.
+# cut again, turned upright: the net saw few rolled faces, and a small angle costs a second
+# pass on many faces for little gain (docs/experiments.md, "does cutting a rolled face upright help").
 ROLL_ALIGN_DEGREES = 10.0
 # So is a face whose keypoints ask for a square this much larger or smaller than the one it was
-# cut from: Haar's box is often 10-20 % off the face's training framing. Through the pipeline
-# (docs/experiments.md), LFPW test NME: 0.0441 never, 0.0428 at 1.2, 0.0425 at 1.1, 0.0416 when
-# every face is cut again. 1.2 keeps the typical face's time within half of dlib's (make benchmark).
+# cut from: Haar's box is often off the face's training framing, and a tighter ratio cuts more
+# faces twice (docs/experiments.md, "should a face the detector framed too large or too small be cut again").
 REFRAME_SCALE = 1.2
 # A detection scoring under the face score is looked at once more in a square this much wider
 # (same centre), then framed on what that finds, RESCUE_PASSES times: Haar's box sometimes sits
 # on the mouth of a face three times its size.
 RESCUE_ZOOM, RESCUE_PASSES = 1.6, 2
-RIGHT_EYE, LEFT_EYE = slice(36, 42), slice(42, 48)     # the subject's right eye is on the image's left
 
 
 def roll_degrees(keypoints):

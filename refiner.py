@@ -12,7 +12,8 @@ train_refiner.py fits it.
 import torch
 from torch import nn
 
-NUM_POINTS = 68
+from markup import LEFT_EYE_OUTER, NUM_KEYPOINTS, RIGHT_EYE_OUTER
+
 # The shipped refiner's settings (docs/experiments.md, "A second stage"). RADII: each stage's
 # cell spacing around a point, in units of the mean shape's outer-eye-corner distance (0.04 is
 # about 1 px of an 80 px crop). GRID x GRID cells per point. RANK: each stage's map's rank.
@@ -61,11 +62,11 @@ class ShapeRefiner(nn.Module):
         super().__init__()
         # markup: the output head whose points this refiner was fitted on (other heads pass through)
         self.size, self.radii, self.grid, self.rank, self.markup = input_size, tuple(radii), grid, rank, markup
-        self.features = NUM_POINTS * grid * grid * READINGS
-        self.register_buffer("mean_shape", torch.zeros(NUM_POINTS, 2))
+        self.features = NUM_KEYPOINTS * grid * grid * READINGS
+        self.register_buffer("mean_shape", torch.zeros(NUM_KEYPOINTS, 2))
         self.register_buffer("down", torch.zeros(len(radii), self.features, rank))
         self.register_buffer("down_bias", torch.zeros(len(radii), rank))
-        self.register_buffer("up", torch.zeros(len(radii), rank, 2 * NUM_POINTS))
+        self.register_buffer("up", torch.zeros(len(radii), rank, 2 * NUM_KEYPOINTS))
         steps = torch.arange(grid, dtype=torch.float32) - (grid - 1) / 2
         ys, xs = torch.meshgrid(steps, steps, indexing="ij")
         self.register_buffer("cells", torch.stack([xs, ys], -1).reshape(-1, 2), persistent=False)
@@ -85,7 +86,7 @@ class ShapeRefiner(nn.Module):
         # 0, 1, ..., N - 1 from the batch itself, so the exported graph keeps a dynamic batch
         first_row = (torch.ones_like(crops[:, :1, 0, 0], dtype=torch.long).cumsum(0) - 1)[:, :, None] * (size * size)
         to_pixels = from_mean_frame(*similarity(shapes, self.mean_shape)) * (size / 2)
-        eye = (self.mean_shape[45] - self.mean_shape[36]).norm()
+        eye = (self.mean_shape[LEFT_EYE_OUTER] - self.mean_shape[RIGHT_EYE_OUTER]).norm()
         spacing = torch.tensor(self.radii, device=crops.device)[:, None, None] * eye
         cells = ((self.cells[None] * spacing).reshape(1, -1, 2) @ to_pixels).reshape(-1, len(self.radii), 1, self.grid ** 2, 2)
         return rows, first_row, cells.unbind(1), to_pixels
@@ -96,12 +97,12 @@ class ShapeRefiner(nn.Module):
         rows, first_row, cells, _ = prepared
         at = (pixels[:, :, None, :] + cells[stage]).round().clamp(0, self.size - 1)    # (N, 68, cells, 2)
         values = rows[(at[..., 0] + at[..., 1] * self.size).long() + first_row]       # (N, 68, cells, 2)
-        values = torch.cat([values, values.abs()], -1).reshape(-1, NUM_POINTS, self.grid ** 2 * READINGS)
+        values = torch.cat([values, values.abs()], -1).reshape(-1, NUM_KEYPOINTS, self.grid ** 2 * READINGS)
         return (values / (values.norm(dim=-1, keepdim=True) + 1e-3)).reshape(-1, self.features)
 
     def step(self, features, stage):
         """(N, 68, 2) moves in the mean shape's frame, from a stage's features."""
-        return ((features @ self.down[stage] + self.down_bias[stage]) @ self.up[stage]).reshape(-1, NUM_POINTS, 2)
+        return ((features @ self.down[stage] + self.down_bias[stage]) @ self.up[stage]).reshape(-1, NUM_KEYPOINTS, 2)
 
     def forward(self, crops, shapes):
         prepared = self.prepare(crops, shapes)

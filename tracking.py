@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from data_load import keypoint_box
+from geometry import keypoint_box
 from face_detector import to_gray
 from framing import DEFAULT_MARGIN, match_box
 from keypointer import MIN_FACE_SCORE

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 import data_300w
+import data_files
 import data_load
 import degrade
 import distributed
@@ -73,14 +74,14 @@ def measure_framings(cfg, dataset):
 
 def udacity_sets(cfg):
     """Person-disjoint (train, validation) datasets over Udacity's training CSV."""
-    data_dir = data_load.resolve_data_dir(cfg.data_dir or None)
-    csv_file, image_dir = data_load.split_paths(data_dir, "train")
-    names, _ = data_load.read_keypoints_csv(csv_file)
+    data_dir = data_files.resolve_data_dir(cfg.data_dir or None)
+    csv_file, image_dir = data_files.split_paths(data_dir, "train")
+    names, _ = data_files.read_keypoints_csv(csv_file)
     if cfg.subset:
         names = names[:cfg.subset]
-    train_idx, val_idx = data_load.split_by_person(names, cfg.val_fraction, cfg.seed)
+    train_idx, val_idx = data_files.split_by_person(names, cfg.val_fraction, cfg.seed)
     if cfg.train_people != 1:
-        train_idx = data_load.keep_people(names, train_idx, cfg.train_people, cfg.seed)
+        train_idx = data_files.keep_people(names, train_idx, cfg.train_people, cfg.seed)
     train_set = data_load.FacialKeypointsDataset(csv_file, image_dir, None, train_idx, cache=True)
     train_set.transform = make_transform(cfg, measure_framings(cfg, train_set))
     val_set = data_load.FacialKeypointsDataset(

@@ -21,7 +21,9 @@ import numpy as np
 import torch
 
 import data_300w
+import data_files
 import data_load
+import geometry
 from checkpoint import CheckpointError, add_fitted_part, load_model
 from face_detector import FaceDetector, to_gray
 from framing import roi_square
@@ -55,7 +57,7 @@ def crops_of(gray, keypoints, size, rng, haar=None):
     shift, low, high = FRAMING_JITTER
     faces = []
     for _ in range(POSITIVES_PER_FACE):
-        square = data_load.framed_square(keypoints, *rng.uniform(-shift, shift, 2), rng.uniform(low, high))
+        square = geometry.framed_square(keypoints, *rng.uniform(-shift, shift, 2), rng.uniform(low, high))
         faces.append(crop_roi(gray, square, float(rng.uniform(-MAX_TURN, MAX_TURN)), size))
     others, (h, w), tries = [], gray.shape, 0
     while len(others) < NEGATIVES_PER_IMAGE and tries < 50:
@@ -90,7 +92,7 @@ def synthetic_crop(size, rng):
 def collect(data_dir, size, limit, rng):
     """[(image id, crop, label)] from Udacity's training images and 300-W's training folders."""
     sources = []
-    train = data_load.FacialKeypointsDataset(*data_load.split_paths(data_dir, "train"))
+    train = data_load.FacialKeypointsDataset(*data_files.split_paths(data_dir, "train"))
     sources += [("udacity", i, train.image, train.keypoints[i]) for i in range(len(train))]
     root = data_300w.find_300w_dir()
     if root is not None:
@@ -159,8 +161,8 @@ def main(argv=None):
     rng, start = np.random.default_rng(args.seed), time.perf_counter()
     try:
         model, config = load_model(args.checkpoint)
-        data_dir = data_load.resolve_data_dir(args.data_dir)
-    except (CheckpointError, data_load.DataError) as e:
+        data_dir = data_files.resolve_data_dir(args.data_dir)
+    except (CheckpointError, data_files.DataError) as e:
         sys.exit(f"error: {e}")
     if not hasattr(model, "heatmaps_and_features"):
         sys.exit(f"error: {args.checkpoint}: not a heatmap model")

@@ -4,9 +4,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from data_load import FLIP_PERMUTATION, denormalize_keypoints
+from geometry import denormalize_keypoints
+from markup import LEFT_SIDE, RIGHT_SIDE
 
-LEFT_SIDE = np.flatnonzero(FLIP_PERMUTATION > np.arange(68))   # one side of each mirrored pair
+SIDE_COLOURS = {"right": "orange", "left": "deepskyblue"}   # the subject's sides: right on the image's left
 
 
 def to_display(image):
@@ -21,21 +22,22 @@ def show_keypoints(ax, image, keypoints=None, truth=None, normalized=False, titl
     """Image with predicted (magenta) and ground-truth (green) keypoints.
 
     ``normalized``: keypoints are in the [-1, 1] frame of the (square) image.
-    ``sides``: colour one side of each mirrored pair orange, the other blue.
+    ``sides``: colour the predicted points of the subject's right side (the image's left)
+    orange and of the left side blue (SIDE_COLOURS); the midline stays white.
     """
     image = to_display(image)
     ax.imshow(image, cmap="gray" if image.ndim == 2 else None)
     size = image.shape[1]
-    for points, style in ((truth, dict(c="lime", s=10)), (keypoints, dict(c="magenta", s=10))):
+    for points, style, predicted in ((truth, dict(c="lime", s=10), False), (keypoints, dict(c="magenta", s=10), True)):
         if points is None:
             continue
         points = np.asarray(points, np.float32).reshape(-1, 2)
         if normalized:
             points = denormalize_keypoints(points, size)
-        if sides and points is keypoints:
-            colours = np.full(68, "white", object)
-            colours[LEFT_SIDE] = "orange"
-            colours[FLIP_PERMUTATION[LEFT_SIDE]] = "deepskyblue"
+        if sides and predicted:
+            colours = np.full(len(points), "white", object)
+            colours[RIGHT_SIDE] = SIDE_COLOURS["right"]
+            colours[LEFT_SIDE] = SIDE_COLOURS["left"]
             style = dict(c=list(colours), s=12)
         ax.scatter(points[:, 0], points[:, 1], marker=".", **style)
     if title:
@@ -45,9 +47,9 @@ def show_keypoints(ax, image, keypoints=None, truth=None, normalized=False, titl
 
 def show_on_face(ax, image, faces, truth, title=""):
     """The annotated face of a photograph, zoomed in: the detection that matches it
-    (magenta; ``faces`` as detect.detect_keypoints gives them), the annotation (green),
+    (magenta; ``faces`` as pipeline.detect_keypoints gives them), the annotation (green),
     and its NME, or 'missed' where no detection matches."""
-    from data_load import keypoint_box
+    from geometry import keypoint_box
     from framing import match_box
     from metrics import nme_per_face
     boxes = np.array([f["box"] for f in faces], np.float64).reshape(-1, 4)

@@ -13,7 +13,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import data_load  # noqa: E402
+import data_files
 import models  # noqa: E402
 import train  # noqa: E402
 from atomic import write_json  # noqa: E402
@@ -65,8 +65,8 @@ def main(argv=None):
                    help="the table, read for kept rows and rewritten (default: %(default)s)")
     args = p.parse_args(argv)
     try:
-        data_dir = data_load.resolve_data_dir(args.data_dir)
-    except data_load.DataError as e:
+        data_dir = data_files.resolve_data_dir(args.data_dir)
+    except data_files.DataError as e:
         sys.exit(f"error: {e}")
     rows = []
     if os.path.exists(args.json):                       # keep rows measured earlier

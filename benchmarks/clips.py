@@ -8,7 +8,7 @@ keypoints (project convention) and whether the face is wholly in view, or wholly
 import numpy as np
 import cv2
 
-from data_load import keypoint_box
+from geometry import keypoint_box
 
 FPS = 30
 FRAME_SIZE = (640, 480)                  # width, height

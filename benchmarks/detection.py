@@ -19,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import data_300w  # noqa: E402
+import data_files
 import data_load  # noqa: E402
 from atomic import write_json  # noqa: E402
 from face_detector import FaceDetector, to_gray  # noqa: E402
@@ -48,7 +49,7 @@ def scored(detector, keypointer, min_score=MIN_FACE_SCORE):
 
 
 def annotated_sets(data_dir, every):
-    test = data_load.FacialKeypointsDataset(*data_load.split_paths(data_dir, "test"))
+    test = data_load.FacialKeypointsDataset(*data_files.split_paths(data_dir, "test"))
     sets = {"Udacity test": [(test.image(i), [test.keypoints[i]]) for i in range(0, len(test), every)]}
     root = data_300w.find_300w_dir()
     for name, folder in (("LFPW test", "lfpw/testset"), ("AFW", "afw")):
@@ -58,13 +59,13 @@ def annotated_sets(data_dir, every):
         for face in data_300w.scan_300w(os.path.join(root, folder)):
             by_image.setdefault(face.image_path, []).append(face.keypoints)
         paths = sorted(by_image)[::every]
-        sets[name] = [(data_load.load_image(p), by_image[p]) for p in paths]
+        sets[name] = [(data_files.load_image(p), by_image[p]) for p in paths]
     return sets
 
 
 def face_free_images(data_dir, n_crops=40):
     images = [gray_sample(name) for name in FACE_FREE_SAMPLES]
-    train = data_load.FacialKeypointsDataset(*data_load.split_paths(data_dir, "train"))
+    train = data_load.FacialKeypointsDataset(*data_files.split_paths(data_dir, "train"))
     rng = np.random.default_rng(0)
     for i in rng.choice(len(train), n_crops, replace=False):
         gray = to_gray(train.image(i))
@@ -128,8 +129,8 @@ def main(argv=None):
     if unknown:
         sys.exit(f"error: --rows: {unknown[0]!r} is not one of {', '.join(OPTIONS)}")
     try:
-        data_dir = data_load.resolve_data_dir(args.data_dir)
-    except data_load.DataError as e:
+        data_dir = data_files.resolve_data_dir(args.data_dir)
+    except data_files.DataError as e:
         sys.exit(f"error: {e}")
     sets, face_free, frame = annotated_sets(data_dir, args.every), face_free_images(data_dir), frame_640x480()
     print(f"{', '.join(f'{k}: {sum(len(f) for _, f in v)} faces' for k, v in sets.items())}; "

@@ -28,11 +28,14 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import data_files
 import data_load  # noqa: E402
 from atomic import write_json  # noqa: E402
 from data_300w import DLIB_OFFSET, WILD_DIR_ENV, PhotoFaces, find_300w_dir, read_sources  # noqa: E402
 from checkpoint import CheckpointError  # noqa: E402
-from detect import DEFAULT_REFINE, FaceDetector, detect_keypoints, sample_image  # noqa: E402
+from detect import add_second_stage_options, sample_image  # noqa: E402
+from face_detector import FaceDetector  # noqa: E402
+from pipeline import DEFAULT_REFINE, detect_keypoints  # noqa: E402
 from evaluate import cnn_pipeline, median_ms, run_on_face, score  # noqa: E402
 from keypointer import DEFAULT_CHECKPOINT, UDACITY_CHECKPOINT, Keypointer  # noqa: E402
 
@@ -123,7 +126,7 @@ def lfpw_dir(path):
         return path
     root = find_300w_dir()
     if root is None:
-        raise data_load.DataError(f"no 300-W copy: set ${WILD_DIR_ENV} or pass --lfpw")
+        raise data_files.DataError(f"no 300-W copy: set ${WILD_DIR_ENV} or pass --lfpw")
     return os.path.join(root, "lfpw", "testset")
 
 
@@ -142,25 +145,25 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="the in-the-wild CNN (default: %(default)s)")
     p.add_argument("--udacity-checkpoint", default=UDACITY_CHECKPOINT, help="the Udacity CNN (default: %(default)s)")
-    p.add_argument("--data-dir", help=f"Udacity dataset root (default: ${data_load.DATA_DIR_ENV} or ./data)")
+    p.add_argument("--data-dir", help=f"Udacity dataset root (default: ${data_files.DATA_DIR_ENV} or ./data)")
     p.add_argument("--lfpw", help=f"LFPW test folder (default: lfpw/testset of ${WILD_DIR_ENV} or ../shared/data/300w)")
     p.add_argument("--refine", type=int, default=DEFAULT_REFINE, help="re-framing passes (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1,
                    help="ONNX Runtime threads for the CNN (default: 1, as detect.py; dlib uses one)")
-    p.add_argument("--second-stage", action="store_true",
-                   help="the in-the-wild CNN with its second stage (train_refiner.py)")
+    add_second_stage_options(p)
     p.add_argument("--subset", type=int, default=0, help="only the first N images of each set")
     p.add_argument("--json", help="write the table as JSON here")
     args = p.parse_args(argv)
     dlib, dlib_detector, predictor = load_dlib()
     try:
         sets = {"Udacity test": data_load.FacialKeypointsDataset(
-                    *data_load.split_paths(data_load.resolve_data_dir(args.data_dir), "test")),
+                    *data_files.split_paths(data_files.resolve_data_dir(args.data_dir), "test")),
                 "LFPW test": PhotoFaces(read_sources([lfpw_dir(args.lfpw)]))}
-        wild = "CNN in the wild + second stage" if args.second_stage else "CNN in the wild (300-W markup)"
-        cnns = {wild: Keypointer(args.checkpoint, "onnx", threads=args.threads, second_stage=args.second_stage),
+        wild_keypointer = Keypointer(args.checkpoint, "onnx", threads=args.threads, second_stage=args.second_stage)
+        wild = "CNN in the wild + second stage" if wild_keypointer.second_stage else "CNN in the wild, network alone"
+        cnns = {wild: wild_keypointer,
                 "CNN Udacity (Udacity markup)": Keypointer(args.udacity_checkpoint, "onnx", threads=args.threads)}
-    except (data_load.DataError, CheckpointError) as e:
+    except (data_files.DataError, CheckpointError) as e:
         sys.exit(f"error: {e}")
     haar = FaceDetector()
     frame = frame_640x480()
@@ -185,7 +188,8 @@ def main(argv=None):
     if args.json:
         write_json(args.json, {"rows": table, "time_ratios": {n: {"loop": a, "loop_mean": m, "warm": b}
                                                               for n, (a, m, b) in ratios.items()},
-                               "refine": args.refine, "threads": args.threads, "second_stage": args.second_stage})
+                               "refine": args.refine, "threads": args.threads,
+                               "second_stage": wild_keypointer.second_stage})
 
 
 if __name__ == "__main__":

@@ -14,9 +14,10 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import data_load  # noqa: E402
+import data_files
 from checkpoint import CheckpointError  # noqa: E402
-from detect import FACE_PARTS, FaceDetector  # noqa: E402
+from face_detector import FaceDetector  # noqa: E402
+from markup import FACE_PARTS  # noqa: E402
 from evaluate import cnn_pipeline, run_on_test_set  # noqa: E402
 from keypointer import UDACITY_CHECKPOINT, Keypointer  # noqa: E402
 from metrics import LEFT_EYE_OUTER, RIGHT_EYE_OUTER, point_errors  # noqa: E402
@@ -48,12 +49,12 @@ def main(argv=None):
     p.add_argument("--data-dir", help="Udacity data (default: $FKP_DATA_DIR, else ./data)")
     args = p.parse_args(argv)
     try:
-        data_dir = data_load.resolve_data_dir(args.data_dir)
+        data_dir = data_files.resolve_data_dir(args.data_dir)
         keypointer = Keypointer(args.checkpoint)
-    except (data_load.DataError, CheckpointError) as e:
+    except (data_files.DataError, CheckpointError) as e:
         sys.exit(f"error: {e}")
     results = run_on_test_set(data_dir, *cnn_pipeline(keypointer, "haar", FaceDetector()))
-    targets = data_load.read_keypoints_csv(data_load.split_paths(data_dir, "test")[0])[1]
+    targets = data_files.read_keypoints_csv(data_files.split_paths(data_dir, "test")[0])[1]
     errors, eye_px = detected_errors(results, targets)
     print(f"{len(errors)} detected faces, NME {errors.mean():.4f}")
     print(f"{'part':12s} {'points':>6s} {'NME':>7s} {'share':>6s}")

@@ -23,7 +23,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import data_300w  # noqa: E402
+import data_files
 import data_load  # noqa: E402
+import geometry  # noqa: E402
 from checkpoint import CheckpointError, update_config  # noqa: E402
 from face_detector import FaceDetector, to_gray  # noqa: E402
 from framing import roi_square  # noqa: E402
@@ -56,23 +58,23 @@ def sample_crops(size, rng):
         top = h // 2 if name == "astronaut" else 0
         for _ in range(CROPS_PER_SAMPLE):
             side = rng.uniform(0.2, 0.5) * min(h, w)
-            crops.append(data_load.crop_square_array(gray, (rng.uniform(0, w - side), rng.uniform(top, h - side), side), size))
+            crops.append(geometry.crop_square_array(gray, (rng.uniform(0, w - side), rng.uniform(top, h - side), side), size))
     return crops
 
 
 def udacity_crops(data_dir, size, rng):
     """(faces framed on their annotation, crops of the same frames away from the face)."""
-    test = data_load.FacialKeypointsDataset(*data_load.split_paths(data_dir, "test"))
+    test = data_load.FacialKeypointsDataset(*data_files.split_paths(data_dir, "test"))
     faces, others = [], []
     for i in range(0, len(test), 4):
         gray = to_gray(test.image(i))
-        x, y, side = data_load.face_square(test.keypoints[i])
-        faces.append(data_load.crop_square_array(gray, (x, y, side), size))
+        x, y, side = geometry.face_square(test.keypoints[i])
+        faces.append(geometry.crop_square_array(gray, (x, y, side), size))
         h, w = gray.shape
         for _ in range(20):
             nx, ny = rng.uniform(-side / 2, w - side / 2), rng.uniform(-side / 2, h - side / 2)
             if abs(nx - x) > 0.7 * side or abs(ny - y) > 0.7 * side:
-                others.append(data_load.crop_square_array(gray, (nx, ny, side), size))
+                others.append(geometry.crop_square_array(gray, (nx, ny, side), size))
                 break
     return faces, others
 
@@ -86,7 +88,7 @@ def lfpw_crops(size):
         gray = to_gray(photos[i]["image"])
         boxes = detector(gray)
         if len(boxes):
-            crops.append(data_load.crop_square_array(gray, roi_square(boxes[0]), size))
+            crops.append(geometry.crop_square_array(gray, roi_square(boxes[0]), size))
     return crops
 
 
@@ -97,9 +99,9 @@ def main(argv=None):
     p.add_argument("--write", action="store_true", help="store the measured calibration in the checkpoint")
     args = p.parse_args(argv)
     try:
-        data_dir = data_load.resolve_data_dir(args.data_dir)
+        data_dir = data_files.resolve_data_dir(args.data_dir)
         keypointer = Keypointer(args.checkpoint, "torch")
-    except (data_load.DataError, CheckpointError) as e:
+    except (data_files.DataError, CheckpointError) as e:
         sys.exit(f"error: {e}")
     if keypointer.raw_and_spread(np.zeros((1, 1, keypointer.input_size, keypointer.input_size)))[1] is None:
         sys.exit(f"error: {args.checkpoint}: not a heatmap model, it has no heatmap spread")

@@ -15,7 +15,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import data_load  # noqa: E402
+import data_files
 from face_detector import FaceDetector, to_gray  # noqa: E402
 from framing import match_box  # noqa: E402
 from keypointer import DEFAULT_CHECKPOINT, MIN_FACE_SCORE, Keypointer  # noqa: E402
@@ -56,8 +56,8 @@ def main(argv=None):
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="(default: %(default)s)")
     args = p.parse_args(argv)
     try:
-        data_dir = data_load.resolve_data_dir(args.data_dir)
-    except data_load.DataError as e:
+        data_dir = data_files.resolve_data_dir(args.data_dir)
+    except data_files.DataError as e:
         sys.exit(f"error: {e}")
     keypointer, detector = Keypointer(args.checkpoint), FaceDetector(**OPTIONS["both-if-none"][1])
     faces = {name: [r for r in looks(items, detector, keypointer) if r[0]]

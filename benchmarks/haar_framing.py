@@ -3,7 +3,7 @@
 For every face the detector finds, framing.measure_framings gives the ROI square that
 framing.roi_square cuts (margin DEFAULT_MARGIN, centre shifted HAAR_CENTER_SHIFT widths
 down) relative to the keypoint box: centre offset (u, v) in box sides and side r over the
-box side. The medians check HAAR_CENTER_SHIFT (v ~ 0) and data_load.FRAMING_SCALE (r);
+box side. The medians check HAAR_CENTER_SHIFT (v ~ 0) and geometry.FRAMING_SCALE (r);
 the spread is what `train.py --framing detector` replays in training.
 
     python benchmarks/haar_framing.py [--data-dir DIR] [--every 4]
@@ -15,7 +15,9 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import data_files
 import data_load  # noqa: E402
+import geometry  # noqa: E402
 from face_detector import FaceDetector  # noqa: E402
 from framing import DEFAULT_MARGIN, HAAR_CENTER_SHIFT, measure_framings  # noqa: E402
 
@@ -26,11 +28,11 @@ def main(argv=None):
     p.add_argument("--every", type=int, default=4, help="use every N-th training image")
     args = p.parse_args(argv)
     try:
-        data_dir = data_load.resolve_data_dir(args.data_dir)
-    except data_load.DataError as e:
+        data_dir = data_files.resolve_data_dir(args.data_dir)
+    except data_files.DataError as e:
         sys.exit(f"error: {e}")
-    csv_file, image_dir = data_load.split_paths(data_dir, "train")
-    n = len(data_load.read_keypoints_csv(csv_file)[0])
+    csv_file, image_dir = data_files.split_paths(data_dir, "train")
+    n = len(data_files.read_keypoints_csv(csv_file)[0])
     dataset = data_load.FacialKeypointsDataset(csv_file, image_dir, indices=range(0, n, args.every))
     framings = measure_framings(dataset, FaceDetector())
     median, spread = np.median(framings, axis=0), framings.std(axis=0)
@@ -40,7 +42,7 @@ def main(argv=None):
     for name, i in (("centre offset x / box side", 0), ("centre offset y / box side", 1),
                     ("ROI side / box side", 2)):
         print(f"{name:28s} median {median[i]:+.3f}  sd {spread[i]:.3f}  5-95% [{lo[i]:+.3f}, {hi[i]:+.3f}]")
-    print(f"data_load.FRAMING_SCALE = {data_load.FRAMING_SCALE}")
+    print(f"geometry.FRAMING_SCALE = {geometry.FRAMING_SCALE}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import data_files
 import data_load  # noqa: E402
+import geometry  # noqa: E402
 from checkpoint import CheckpointError  # noqa: E402
 from face_detector import to_gray  # noqa: E402
 from keypointer import Keypointer  # noqa: E402
@@ -30,9 +32,9 @@ def main(argv=None):
     p.add_argument("--data-dir", help="Udacity data (default: $FKP_DATA_DIR, else ./data)")
     args = p.parse_args(argv)
     try:
-        test = data_load.FacialKeypointsDataset(*data_load.split_paths(data_load.resolve_data_dir(args.data_dir), "test"))
+        test = data_load.FacialKeypointsDataset(*data_files.split_paths(data_files.resolve_data_dir(args.data_dir), "test"))
         nets = [Keypointer(path, backend="torch") for path in args.checkpoints]
-    except (data_load.DataError, CheckpointError) as e:
+    except (data_files.DataError, CheckpointError) as e:
         sys.exit(f"error: {e}")
     for path, net in zip(args.checkpoints, nets):
         if not hasattr(net.model, "heatmaps"):
@@ -40,8 +42,8 @@ def main(argv=None):
         peaks, spreads = [], []
         for i in range(0, len(test), STRIDE):
             item = test[i]
-            square = data_load.face_square(item["keypoints"], net.framing_scale)   # the checkpoint's framing
-            crop = data_load.crop_square_array(to_gray(item["image"]), square, net.input_size)
+            square = geometry.face_square(item["keypoints"], net.framing_scale)   # the checkpoint's framing
+            crop = geometry.crop_square_array(to_gray(item["image"]), square, net.input_size)
             prob = keypoint_heatmaps(net.model, torch.from_numpy(crop[None, None].astype(np.float32) / 255))
             peaks.append(prob.reshape(len(prob), -1).max(1))
             spreads.append(heatmap_spread(prob))

@@ -12,7 +12,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import data_load  # noqa: E402
+import data_files
 import degrade  # noqa: E402
 from atomic import write_json  # noqa: E402
 from checkpoint import CheckpointError  # noqa: E402
@@ -53,7 +53,7 @@ def format_row(condition, scores):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", action="append", help=f"repeatable (default: {UDACITY_CHECKPOINT})")
-    p.add_argument("--data-dir", help=f"dataset root (default: ${data_load.DATA_DIR_ENV} or ./data)")
+    p.add_argument("--data-dir", help=f"dataset root (default: ${data_files.DATA_DIR_ENV} or ./data)")
     p.add_argument("--conditions", nargs="+", default=CONDITIONS, metavar="NAME=LEVEL",
                    help="degradations to test (default: %(default)s)")
     p.add_argument("--subset", type=int, default=0, help="only the first N test images")
@@ -68,8 +68,8 @@ def main(argv=None):
     print(f"{'condition':<12} {'found':>7}  " + "  ".join(f"{os.path.basename(c):>14}" for c in checkpoints))
     print(f"{'':<12} {'':>7}  " + "  ".join(f"{'NME   failures':>14}" for _ in checkpoints))
     try:
-        table = robustness(data_load.resolve_data_dir(args.data_dir), checkpoints, args.conditions, args.subset)
-    except (data_load.DataError, CheckpointError) as e:
+        table = robustness(data_files.resolve_data_dir(args.data_dir), checkpoints, args.conditions, args.subset)
+    except (data_files.DataError, CheckpointError) as e:
         sys.exit(f"error: {e}")
     if args.json:
         write_json(args.json, table)

@@ -21,10 +21,12 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import data_300w  # noqa: E402
+import data_files
 import data_load  # noqa: E402
 from atomic import write_json  # noqa: E402
 from benchmarks import clips  # noqa: E402
-from detect import detect_keypoints, draw_faces, face_record  # noqa: E402
+from detect import draw_faces, face_record  # noqa: E402
+from pipeline import detect_keypoints  # noqa: E402
 from face_detector import FaceDetector, to_gray  # noqa: E402
 from keypointer import DEFAULT_CHECKPOINT, Keypointer  # noqa: E402
 from tracking import SMOOTH_BETA, SMOOTH_MIN_CUTOFF, FaceTracker, OneEuroFilter, face_size  # noqa: E402
@@ -50,8 +52,8 @@ def photographs(n, data_dir):
     if root is not None:
         faces = data_300w.scan_300w(os.path.join(root, "lfpw", "testset"))
         picks = [faces[i] for i in np.linspace(0, len(faces) - 1, n).astype(int)]
-        return [(data_load.load_image(f.image_path), f.keypoints) for f in picks]
-    test = data_load.FacialKeypointsDataset(*data_load.split_paths(data_dir, "test"))
+        return [(data_files.load_image(f.image_path), f.keypoints) for f in picks]
+    test = data_load.FacialKeypointsDataset(*data_files.split_paths(data_dir, "test"))
     return [(test.image(i), test.keypoints[i]) for i in np.linspace(0, len(test) - 1, n).astype(int)]
 
 
@@ -101,9 +103,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     try:
         keypointer = Keypointer(args.checkpoint)
-        pictures = photographs(args.clips, data_load.resolve_data_dir(args.data_dir) if not data_300w.find_300w_dir()
+        pictures = photographs(args.clips, data_files.resolve_data_dir(args.data_dir) if not data_300w.find_300w_dir()
                                else None)
-    except (data_load.DataError, ValueError) as e:
+    except (data_files.DataError, ValueError) as e:
         sys.exit(f"error: {e}")
     rows, sweep = {}, {}
     with tempfile.TemporaryDirectory() as tmp:

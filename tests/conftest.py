@@ -8,6 +8,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import data_300w  # noqa: E402
+import data_files
 import data_load  # noqa: E402
 from find_data import candidates, find_udacity_data  # noqa: E402
 
@@ -51,13 +52,13 @@ def data_dir():
     path = find_udacity_data()
     if path is None:
         pytest.fail(f"Udacity's data not found in {' or '.join(candidates())}: run `make data` "
-                    f"or set {data_load.DATA_DIR_ENV}", pytrace=False)
+                    f"or set {data_files.DATA_DIR_ENV}", pytrace=False)
     return path
 
 
 @pytest.fixture(scope="session")
 def train_set(data_dir):
-    return data_load.FacialKeypointsDataset(*data_load.split_paths(data_dir, "train"))
+    return data_load.FacialKeypointsDataset(*data_files.split_paths(data_dir, "train"))
 
 
 @pytest.fixture

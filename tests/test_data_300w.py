@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import data_300w as w
-import data_load as dl
 from data_files import DataError
+import geometry
 
 
 def face_points(seed=0, size=200):
@@ -157,8 +157,8 @@ def test_face_cache_crops_map_back_and_load_from_disk(folder, tmp_path):
     np.testing.assert_allclose(framings[0], (0.1, -0.1, 1.9))
     assert np.isnan(framings[1:]).all()
     for face, points in zip(faces, keypoints):        # crop frame -> image frame = the annotation
-        square = dl.face_square(face.keypoints, w.CACHE_SCALE)
-        np.testing.assert_allclose(dl.uncrop_points(points, square, w.CACHE_SIZE), face.keypoints, atol=1e-3)
+        square = geometry.face_square(face.keypoints, w.CACHE_SCALE)
+        np.testing.assert_allclose(geometry.uncrop_points(points, square, w.CACHE_SIZE), face.keypoints, atol=1e-3)
     again = w.build_face_cache(faces, measure, str(tmp_path / "cache"))
     assert len(calls) == 3                               # read from the cache, not measured again
     for a, b in zip(again, (crops, keypoints, framings)):
@@ -201,4 +201,4 @@ def test_a_reframe_ratio_under_one_is_a_one_line_usage_error(capsys):
     import evaluate
     with pytest.raises(SystemExit) as exit_:
         evaluate.main(["--reframe", "0.8"])
-    assert exit_.value.code == 2 and "--reframe 0.8: give a ratio above 1, or 0 for never" in capsys.readouterr().err
+    assert exit_.value.code == 2 and "--reframe: 0.8: give a ratio above 1, or 0 for never" in capsys.readouterr().err

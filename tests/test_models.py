@@ -115,7 +115,7 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
 
 def test_flip_averaging_is_mirror_consistent(tmp_path):
     """With flip averaging, the prediction on a mirrored crop is the mirrored prediction."""
-    from data_load import FLIP_PERMUTATION
+    from markup import FLIP_PERMUTATION
     _, path = _checkpoint(tmp_path)
     keypointer = Keypointer(path, "torch", flip=True)
     crop = np.random.default_rng(2).random((1, 1, 64, 64)).astype(np.float32)

@@ -4,6 +4,7 @@ import pytest
 
 import detect
 import overlay
+import pipeline
 
 
 def test_similarity_maps_the_anchor_pair_exactly():
@@ -41,7 +42,7 @@ def astronaut():
     from face_detector import FaceDetector
     from keypointer import Keypointer
     image = detect.sample_image()
-    return image, detect.detect_keypoints(image, FaceDetector(), Keypointer())
+    return image, pipeline.detect_keypoints(image, FaceDetector(), Keypointer())
 
 
 def test_command_line_overlay_replaces_the_keypoint_drawing(tmp_path):

@@ -8,6 +8,8 @@ from conftest import SHIPPED_MODEL
 from face_detector import FaceDetector, to_gray
 from keypointer import DEFAULT_CHECKPOINT, MIN_FACE_SCORE, Keypointer, face_score
 from metrics import nme_per_face
+import geometry
+import markup
 
 
 def blob_image(center, shape=(400, 500), sigma=3.0):
@@ -38,8 +40,8 @@ def test_the_crop_shows_an_image_point_where_roi_points_puts_it(angle):
 
 def test_a_rolled_face_is_cut_upright_and_its_roll_measured():
     upright = np.zeros((68, 2))
-    upright[pl.RIGHT_EYE] = [100, 100]
-    upright[pl.LEFT_EYE] = [160, 100]
+    upright[markup.RIGHT_EYE] = [100, 100]
+    upright[markup.LEFT_EYE] = [160, 100]
     upright[:17] = np.column_stack([np.linspace(80, 180, 17), np.full(17, 190)])
     turn = cv2.getRotationMatrix2D((130, 140), -35, 1.0)         # clockwise on screen
     rolled = upright @ turn[:, :2].T + turn[:, 2]
@@ -149,7 +151,7 @@ def test_a_face_is_misframed_when_rolled_or_when_its_framing_is_off_by_the_refra
     keypointer, gray = Keypointer(DEFAULT_CHECKPOINT, "torch"), to_gray(astronaut)
     points = pl.keypoints_for_boxes(gray, FaceDetector()(gray)[0][None], keypointer)[0]
     scale = keypointer.framing_scale
-    x, y, side = pl.face_square(points, scale)
+    x, y, side = geometry.face_square(points, scale)
 
     def roi(times):
         grown = side * times
@@ -170,7 +172,7 @@ def test_a_face_framed_too_loosely_is_cut_again_on_its_keypoints(astronaut):
     """A square 1.4x the training framing: the second cut finds what the training framing finds."""
     keypointer, gray = Keypointer(DEFAULT_CHECKPOINT, "torch"), to_gray(astronaut)
     reference = pl.keypoints_for_boxes(gray, FaceDetector()(gray)[0][None], keypointer)[0]
-    x, y, side = pl.face_square(reference, keypointer.framing_scale)
+    x, y, side = geometry.face_square(reference, keypointer.framing_scale)
     loose = (x - 0.2 * side, y - 0.2 * side, 1.4 * side)
     framed = pl.keypoints_for_squares(gray, [(x, y, side)], keypointer)[0]
     once = pl.keypoints_for_squares(gray, [loose], keypointer, reframe=None)[0]

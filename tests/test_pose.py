@@ -4,8 +4,8 @@ import itertools
 import numpy as np
 import pytest
 
-import data_load as dl
 import pose
+import geometry
 
 ANGLES = list(itertools.product((-45, -20, 0, 30), (-25, 0, 20), (-30, 0, 15)))
 
@@ -49,7 +49,7 @@ def test_a_mirrored_face_has_opposite_yaw_and_roll(train_set):
     for i in (0, 100, 2000):
         item = train_set[i]
         height, width = item["image"].shape[:2]
-        mirrored = dl.mirror_points(item["keypoints"], width)
+        mirrored = geometry.mirror_points(item["keypoints"], width)
         a, b = pose.head_pose(item["keypoints"], width, height), pose.head_pose(mirrored, width, height)
         assert b["yaw"] == pytest.approx(-a["yaw"], abs=1.5) and b["roll"] == pytest.approx(-a["roll"], abs=1.5)
         assert b["pitch"] == pytest.approx(a["pitch"], abs=1.5)

@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
+import data_files
 import data_load as dl
 import detect
 import video
@@ -41,7 +42,7 @@ def test_one_euro_calms_a_still_face_and_follows_a_moving_one():
 
 @pytest.fixture(scope="module")
 def clip(data_dir):
-    test = dl.FacialKeypointsDataset(*dl.split_paths(data_dir, "test"))
+    test = dl.FacialKeypointsDataset(*data_files.split_paths(data_dir, "test"))
     return clips.make_clip(test.image(3), test.keypoints[3])
 
 

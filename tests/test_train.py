@@ -12,6 +12,8 @@ import models
 import train
 from checkpoint import load_checkpoint
 from conftest import SHIPPED_MODEL
+import data_files
+import losses
 
 
 def config(data_dir, out_dir, **overrides):
@@ -94,7 +96,7 @@ def test_gaussian_target_is_centred_on_its_keypoint():
     """Decoding a Gaussian target with the soft-argmax gives back the keypoint it was made for."""
     model = train.models.HeatmapNet(input_size=64)
     keypoints = torch.rand(2, 68, 2) * 1.2 - 0.6          # inside the crop, off the cell centres
-    q = train.gaussian_targets(model.cell_xy, keypoints, sigma=2.0 / model.grid)
+    q = losses.gaussian_targets(model.cell_xy, keypoints, sigma=2.0 / model.grid)
     torch.testing.assert_close(q.sum(-1), torch.ones(2, 68))
     torch.testing.assert_close(model.decode(q).reshape(2, 68, 2), keypoints, atol=1e-3, rtol=0)
 
@@ -102,8 +104,8 @@ def test_gaussian_target_is_centred_on_its_keypoint():
 def test_js_divergence_is_zero_on_equal_and_log2_on_disjoint():
     p = torch.softmax(torch.randn(3, 68, 16), -1)
     one_hot = lambda i: torch.nn.functional.one_hot(torch.tensor(i), 16).float()  # noqa: E731
-    torch.testing.assert_close(train.js_divergence(p, p), torch.zeros(3, 68), atol=1e-6, rtol=0)
-    assert abs(train.js_divergence(one_hot(0), one_hot(5)).item() - math.log(2)) < 1e-5
+    torch.testing.assert_close(losses.js_divergence(p, p), torch.zeros(3, 68), atol=1e-6, rtol=0)
+    assert abs(losses.js_divergence(one_hot(0), one_hot(5)).item() - math.log(2)) < 1e-5
 
 
 def test_heatmap_regulariser_trains_and_leaves_coordinate_nets_alone(data_dir, tmp_path):
@@ -116,7 +118,7 @@ def test_heatmap_regulariser_trains_and_leaves_coordinate_nets_alone(data_dir, t
 
 
 def test_wing_loss_is_log_shaped_below_its_width_and_continuous_at_it():
-    wing = train.WingLoss(width=0.2, curvature=0.05)
+    wing = losses.WingLoss(width=0.2, curvature=0.05)
     zero = torch.zeros(1)
     assert wing(torch.tensor([0.1]), zero).item() == pytest.approx(0.2 * math.log(1 + 0.1 / 0.05))
     below, above = wing(torch.tensor([0.2 - 1e-6]), zero).item(), wing(torch.tensor([0.2 + 1e-6]), zero).item()
@@ -176,7 +178,7 @@ def wild_dir(data_dir, tmp_path_factory):
     import data_load
     from data_300w import write_pts
     root = tmp_path_factory.mktemp("wild")
-    faces = data_load.FacialKeypointsDataset(*data_load.split_paths(data_dir, "train"), indices=range(48))
+    faces = data_load.FacialKeypointsDataset(*data_files.split_paths(data_dir, "train"), indices=range(48))
     for i in range(len(faces)):
         item = faces[i]
         stem = os.path.splitext(item["name"])[0]

@@ -4,6 +4,9 @@ import pytest
 import torch
 
 import data_load as dl
+import geometry
+import markup
+import train_data
 
 
 def synthetic(h=120, w=100, seed=0):
@@ -14,7 +17,7 @@ def synthetic(h=120, w=100, seed=0):
 
 
 def test_flip_permutation_is_an_involution_and_swaps_eyes():
-    perm = dl.FLIP_PERMUTATION
+    perm = markup.FLIP_PERMUTATION
     assert sorted(perm) == list(range(68))
     assert (perm[perm] == np.arange(68)).all()
     assert perm[36] == 45 and perm[45] == 36          # outer eye corners
@@ -81,7 +84,7 @@ def test_face_crop_replays_a_measured_framing():
     assert s == pytest.approx(2.0 * side)
     np.testing.assert_allclose([x + s / 2, y + s / 2], (lo + hi) / 2 + np.array([0.1, -0.05]) * side, atol=1e-4)
     _, in_crop = crop(image, kp)
-    np.testing.assert_allclose(dl.uncrop_points(np.asarray(in_crop), (x, y, s), 100), kp, atol=1e-3)
+    np.testing.assert_allclose(geometry.uncrop_points(np.asarray(in_crop), (x, y, s), 100), kp, atol=1e-3)
 
 
 def test_random_flip_probability_zero_and_one():
@@ -108,11 +111,11 @@ def test_rotated_keypoint_lands_on_the_marked_pixel(angle):
 
 def test_crop_then_map_back_returns_original_coordinates():
     image, kp = synthetic(200, 160)
-    square = dl.face_square(kp)
+    square = geometry.face_square(kp)
     crop = dl.crop_square(image, square, 96)
     assert crop.shape == (3, 96, 96)
     _, in_crop = dl.FaceCrop(96)(image, kp)
-    np.testing.assert_allclose(dl.uncrop_points(np.asarray(in_crop), square, 96), kp, atol=1e-3)
+    np.testing.assert_allclose(geometry.uncrop_points(np.asarray(in_crop), square, 96), kp, atol=1e-3)
 
 
 def test_crop_outside_the_image_is_zero_filled_not_wrapped():
@@ -151,8 +154,8 @@ def test_normalize_and_denormalize_are_inverse_and_image_is_unit_gray():
     assert out.shape == (1, 96, 96) and out.dtype == torch.float32
     assert 0.0 <= out.min() and out.max() <= 1.0
     assert np.abs(norm).max() <= 1.0
-    np.testing.assert_allclose(dl.denormalize_keypoints(norm, 96), kp, atol=1e-4)
-    np.testing.assert_allclose(dl.normalize_keypoints(np.array([[0.0, 96.0]]), 96), [[-1.0, 1.0]])
+    np.testing.assert_allclose(geometry.denormalize_keypoints(norm, 96), kp, atol=1e-4)
+    np.testing.assert_allclose(geometry.normalize_keypoints(np.array([[0.0, 96.0]]), 96), [[-1.0, 1.0]])
 
 
 def test_color_jitter_changes_pixels_not_keypoints():
@@ -165,7 +168,7 @@ def test_color_jitter_changes_pixels_not_keypoints():
 def test_train_and_eval_transforms_give_model_ready_tensors(face_sample):
     image, kp = face_sample
     import train
-    for tf in (train.make_transform(train.TrainConfig(input_size=96)), dl.eval_transform(96)):
+    for tf in (train_data.make_transform(train.TrainConfig(input_size=96)), dl.eval_transform(96)):
         x, y = tf(image, kp)
         assert x.shape == (1, 96, 96) and x.dtype == torch.float32
         assert y.shape == (68, 2) and y.abs().max() < 1.0

@@ -9,6 +9,8 @@ import detect
 import evaluate
 from conftest import SHIPPED_MODEL
 from keypointer import DEFAULT_CHECKPOINT, Keypointer
+import face_detector
+import pipeline
 
 LFPW_FACES = 40     # the first faces of LFPW's test set: enough to separate the two models
 
@@ -29,7 +31,7 @@ def test_the_command_line_uses_the_in_the_wild_model_by_default():
 
 @pytest.mark.wild_photos
 def test_in_the_wild_model_beats_the_udacity_model_on_lfpw_photographs(lfpw):
-    detector = detect.FaceDetector()
+    detector = face_detector.FaceDetector()
     scores = {}
     for name, checkpoint in (("wild", DEFAULT_CHECKPOINT), ("udacity", SHIPPED_MODEL)):
         results = evaluate.run_on_dataset(lfpw, *evaluate.cnn_pipeline(Keypointer(checkpoint), "haar", detector))
@@ -43,9 +45,9 @@ def test_in_the_wild_model_beats_the_udacity_model_on_lfpw_photographs(lfpw):
 def test_both_heads_of_the_wild_model_place_the_same_face(lfpw):
     """The heads learn two markups of the same 68 points: close, but systematically apart."""
     item = lfpw[0]
-    gray = detect.to_gray(item["image"])
-    box = detect.FaceDetector()(gray)[0]
-    points = {m: detect.keypoints_for_boxes(gray, box[None], Keypointer(DEFAULT_CHECKPOINT, markup=m))[0]
+    gray = face_detector.to_gray(item["image"])
+    box = face_detector.FaceDetector()(gray)[0]
+    points = {m: pipeline.keypoints_for_boxes(gray, box[None], Keypointer(DEFAULT_CHECKPOINT, markup=m))[0]
               for m in ("300w", "udacity")}
     eye = np.linalg.norm(item["keypoints"][36] - item["keypoints"][45])
     gap = np.linalg.norm(points["300w"] - points["udacity"], axis=1).mean() / eye
