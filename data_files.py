@@ -8,9 +8,8 @@ import random
 
 import cv2
 import numpy as np
-import pandas as pd
+from markup import NUM_KEYPOINTS
 
-NUM_KEYPOINTS = 68
 DEFAULT_DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 DATA_DIR_ENV = "FKP_DATA_DIR"
 TRAIN_CSV, TEST_CSV = "training_frames_keypoints.csv", "test_frames_keypoints.csv"
@@ -22,24 +21,95 @@ class DataError(ValueError):
 
 
 # ----------------------------------------------------------------------------- reading
+def _jpeg_complete(data):
+    """Whether a JPEG's segments and scans run to an end-of-image marker. Bytes after it (a
+    phone's motion-photo video, a vendor trailer) are allowed; an EXIF thumbnail's own end
+    marker inside an APP1 segment does not count, since segments are skipped by length."""
+    pos, end = 2, len(data)
+    while pos + 4 <= end:
+        if data[pos] != 0xFF:
+            return False
+        marker = data[pos + 1]
+        if marker == 0xFF:                      # fill byte before a marker
+            pos += 1
+            continue
+        if marker == 0xD9:
+            return True
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:     # markers without a length
+            pos += 2
+            continue
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker != 0xDA:
+            continue
+        while True:                             # entropy-coded data: up to the next real marker
+            pos = data.find(b"\xff", pos)
+            if pos < 0 or pos + 1 >= end:
+                return False
+            following = data[pos + 1]
+            if following == 0x00 or 0xD0 <= following <= 0xD7:
+                pos += 2
+            elif following == 0xFF:
+                pos += 1
+            else:
+                break
+    return pos + 2 <= end and data[pos:pos + 2] == b"\xff\xd9"
+
+
+def _png_complete(data):
+    """Whether a PNG's chunks, walked by their lengths, reach IEND within the file."""
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
+        pos += 12 + length
+        if kind == b"IEND":
+            return pos <= len(data)
+    return False
+
+
 def _truncated(data):
-    """True for PNG without its IEND chunk, JPEG without its end marker, or WebP
-    shorter than its RIFF header says (OpenCV would decode part of them silently)."""
+    """True for a PNG, JPEG or WebP cut short before its end (OpenCV would decode part of it
+    silently); bytes after a complete image are allowed, as image viewers allow them."""
     if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return b"IEND" not in data[-32:]
+        return not _png_complete(data)
     if data[:2] == b"\xff\xd8":
-        return not data.rstrip(b"\x00").endswith(b"\xff\xd9")
+        return not _jpeg_complete(data)
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return len(data) < int.from_bytes(data[4:8], "little") + 8
     return False
 
 
+# EXIF orientation tag value -> how to turn the stored pixels upright (as a photo viewer shows them)
+_ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+           5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1),
+           7: lambda a: a[::-1, ::-1].swapaxes(0, 1), 8: lambda a: np.rot90(a, 1)}
+EXIF_ORIENTATION_TAG = 0x0112
+
+
+def exif_orientation(data):
+    """The EXIF orientation (1 to 8; 1 = upright) still to apply to JPEG, PNG or WebP bytes
+    that OpenCV decoded; 1 when absent."""
+    import io
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return 1        # TIFF: OpenCV's decoder (libtiff) turns it upright itself
+    if data[8:12] != b"WEBP" and b"Exif\x00\x00" not in data and b"eXIf" not in data:
+        return 1        # no EXIF block: skip Pillow, which would decode a whole PNG to look
+
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            value = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):   # not Pillow's, or a broken EXIF
+        return 1
+    return value if value in _ORIENT else 1
+
+
 def decode_image(data, name="<bytes>"):
-    """Decode image bytes by content (PNG, WebP, JPEG, ...) into uint8 RGB HxWx3."""
+    """Decode image bytes by content (PNG, WebP, JPEG, TIFF, ...) into uint8 RGB HxWx3, turned
+    upright by its EXIF orientation tag, so coordinates refer to the image a viewer shows."""
     if _truncated(data):
         raise DataError(f"{name}: truncated image file")
     buf = np.frombuffer(data, dtype=np.uint8)
-    image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None     # ignores EXIF: applied below
     if image is None:
         raise DataError(f"{name}: not a readable image")
     if image.dtype == np.uint16:
@@ -47,10 +117,13 @@ def decode_image(data, name="<bytes>"):
     elif image.dtype != np.uint8:
         raise DataError(f"{name}: unsupported pixel type {image.dtype}")
     if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    elif image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    else:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    orientation = exif_orientation(data)
+    return image if orientation == 1 else np.ascontiguousarray(_ORIENT[orientation](image))
 
 
 def load_image(path):
@@ -65,6 +138,7 @@ def load_image(path):
 
 def read_keypoints_csv(csv_file):
     """Return (names, keypoints[N, 68, 2] float32) from a Udacity keypoints CSV."""
+    import pandas as pd     # here: the detection runtime reads no CSV
     try:
         frame = pd.read_csv(csv_file, dtype=str, keep_default_na=False)
     except FileNotFoundError:
