@@ -5,13 +5,12 @@ Never a pickled module: the model is rebuilt from the config with models.build_m
 import os
 
 import numpy as np
-import torch
 
-import models
 from atomic import write_atomic
 
-# Plain numpy scalars (e.g. a learning rate computed with numpy) are data, not code.
-_SAFE_GLOBALS = [np._core.multiarray.scalar, np.dtype, np.dtypes.Float64DType, np.dtypes.Float32DType]
+# Plain numpy scalars (e.g. a learning rate computed with numpy) are data, not code. The
+# function that rebuilds a pickled scalar is named by numpy's own pickle protocol.
+_SAFE_GLOBALS = [np.float64(0).__reduce__()[0], np.dtype, np.dtypes.Float64DType, np.dtypes.Float32DType]
 
 
 class CheckpointError(ValueError):
@@ -20,11 +19,13 @@ class CheckpointError(ValueError):
 
 def save_checkpoint(state, path):
     """Write ``state`` to ``path`` atomically (temp file in the same folder, then rename)."""
+    import torch     # here, not at the top: the ONNX runtime path imports CheckpointError only
     write_atomic(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path, map_location="cpu"):
     """Load a checkpoint dict (tensors and plain data only: weights_only)."""
+    import torch
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
@@ -39,6 +40,7 @@ def load_checkpoint(path, map_location="cpu"):
 
 def load_model(path, map_location="cpu"):
     """(model in eval mode, config dict) rebuilt from the checkpoint file alone."""
+    import models
     state = load_checkpoint(path, map_location)
     config = state["config"]
     try:
