@@ -107,6 +107,17 @@ def _separable(c_in, c_out, stride):
         nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
+class _Residual(nn.Module):
+    """x + block(x): a skip connection around a block that keeps the shape."""
+
+    def __init__(self, block):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x):
+        return x + self.block(x)
+
+
 class KeypointNet(nn.Module):
     """HeatmapNet's predecessor: a strided conv stem, depthwise-separable stages, and a
     spatially aware head (1x1 squeeze, flatten, two FC layers) — few multiply-adds
@@ -140,13 +151,15 @@ class HeatmapNet(nn.Module):
     per keypoint, and a soft-argmax that turns each heatmap into (x, y) — integral
     regression: the coordinates are read where the features are, not from an FC layer.
 
-    The defaults are 80 px and 0.75x KeypointNet's widths: twice as wide (32..256, neck 64)
-    at 96 px scores 0.0006 better through the pipeline at twice the time per face, which
-    misses the per-face speed target (docs/experiments.md)."""
+    The defaults (80 px, 0.75x KeypointNet's widths) are the Udacity model's; the in-the-wild
+    model's widths, input size and residual blocks are in its checkpoint's config. What each
+    choice measured is in docs/experiments.md."""
 
     def __init__(self, input_size=80, width=(24, 48, 96, 192), depth=(1, 2, 4, 2), neck=48,
-                 heads=1, markup=0, face_head=False, refiner=None):
+                 heads=1, markup=0, face_head=False, refiner=None, residual=False):
         super().__init__()
+        # residual: a skip connection around every block that keeps its input's shape, so the
+        # deeper stages learn corrections (ResNet); no multiply-adds added
         # face_head: a logistic face/no-face output on the pooled deepest features and the
         # heatmap spread, fitted after training by train_face_score.py (the face score).
         # heads > 1: one heatmap layer per markup (Udacity's and 300-W's place the same 68
@@ -160,6 +173,8 @@ class HeatmapNet(nn.Module):
         for c_out, n in zip(width, depth):
             blocks = [_separable(c_in if i == 0 else c_out, c_out, 2 if i == 0 and c_out != c_in else 1)
                       for i in range(n)]
+            if residual:
+                blocks = [_Residual(b) if i > 0 or c_out == c_in else b for i, b in enumerate(blocks)]
             stages.append(nn.Sequential(*blocks))
             c_in = c_out
         self.stages = nn.ModuleList(stages)
