@@ -18,6 +18,10 @@ original-image pixels; a face rolled past --align degrees, or framed 1.2x too la
 small (pipeline.REFRAME_SCALE), is cut again on its keypoints, upright, and detections the
 model scores as no face (--min-score) are dropped. Videos and cameras track each face from
 its last keypoints (tracking.py) and decode and write in threads (video.py).
+
+Images are read as a photo viewer shows them (EXIF orientation applied): the JSON's
+coordinates, width and height are those of the upright image. Every option is checked
+while parsing, before the model loads; a mistake gives one line and exit status 2.
 """
 import argparse
 import json
@@ -28,16 +32,17 @@ import time
 import cv2
 import numpy as np
 
+import cli
 import overlay
 import pose
-from checkpoint import CheckpointError
 from atomic import write_atomic
-from data_load import DataError, load_image
-from face_detector import DEFAULT_CASCADE, FALLBACK_CASCADE, FaceDetector, to_gray  # noqa: F401
+from checkpoint import CheckpointError
+from data_files import DataError, load_image
+from face_detector import DEFAULT_CASCADE, FALLBACK_CASCADE, FaceDetector, find_cascade
 from framing import DEFAULT_MARGIN
 from keypointer import DEFAULT_CHECKPOINT, MIN_FACE_SCORE, Keypointer
-from pipeline import (DEFAULT_REFINE, REFRAME_SCALE, ROLL_ALIGN_DEGREES, detect_keypoints,  # noqa: F401
-                      keypoints_for_boxes, keypoints_for_squares)
+from markup import FACE_PARTS
+from pipeline import DEFAULT_REFINE, REFRAME_SCALE, ROLL_ALIGN_DEGREES, detect_keypoints
 from tracking import REDETECT_EVERY, SMOOTH_BETA, SMOOTH_MIN_CUTOFF, FaceTracker
 from video import in_background, run_camera, run_video
 
@@ -45,11 +50,12 @@ SEARCHES = ("if-none", "always", "upright")
 ROTATED_SEARCH_DEGREES = 25.0   # the angle measured in benchmarks/detection.py (docs/experiments.md)
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 OUTPUT_DIR = "outputs"
-FACE_PARTS = {"jaw": (range(0, 17), False), "right_brow": (range(17, 22), False),
-              "left_brow": (range(22, 27), False), "nose_bridge": (range(27, 31), False),
-              "nose_base": (range(31, 36), False), "right_eye": (range(36, 42), True),
-              "left_eye": (range(42, 48), True), "outer_lips": (range(48, 60), True),
-              "inner_lips": (range(60, 68), True)}
+STDOUT = "-"                    # --json - writes the JSON to standard output
+
+
+def log(*args):
+    """Progress lines: on standard error, so that ``--json -`` leaves standard output to the JSON."""
+    print(*args, file=sys.stderr)
 
 
 def draw_faces(image, faces, thickness=None, axes=False):
@@ -96,11 +102,38 @@ def save_json(path, records):
 def run_image(image, name, out_path, detect, draw=draw_faces, save=save_image):
     faces = detect(image)
     save(out_path, draw(image, faces))
-    print(f"{name}: {len(faces)} face(s)" + ("" if faces else " — no face found") + f" -> {out_path}")
+    log(f"{name}: {len(faces)} face(s)" + ("" if faces else " — no face found") + f" -> {out_path}")
     return face_record(name, image, faces)
 
 
-def run_folder(folder, out_folder, detect, draw=draw_faces):
+def folder_images(folder, recursive=False):
+    """(relative paths of the files to read, sub-folders left out): hidden entries are skipped,
+    sub-folders are walked with ``recursive``."""
+    files, skipped = [], []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if not recursive:
+            skipped, dirs[:] = list(dirs), []
+        rel = os.path.relpath(root, folder)
+        files += [os.path.normpath(os.path.join(rel, n)) for n in sorted(names) if not n.startswith(".")]
+    return files, skipped
+
+
+def output_names(files):
+    """{relative input path: relative output path}, one output per input: ``a.jpg`` gives
+    ``a_keypoints.png``, or ``a_jpg_keypoints.png`` where ``a.png`` is in the same folder."""
+    stems = {}
+    for f in files:
+        stems.setdefault(os.path.splitext(f)[0].lower(), []).append(f)
+    names = {}
+    for f in files:
+        stem, ext = os.path.splitext(f)
+        shared = len(stems[stem.lower()]) > 1
+        names[f] = stem + (f"_{ext[1:].lower()}" if shared and ext else "") + "_keypoints.png"
+    return names
+
+
+def run_folder(folder, out_folder, detect, draw=draw_faces, recursive=False):
     """Every image of a folder: decoded ahead and written behind by threads, so both cores work.
     Returns (records, one line per file that failed)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -110,25 +143,28 @@ def run_folder(folder, out_folder, detect, draw=draw_faces):
             return name, load_image(os.path.join(folder, name))
         except DataError as e:
             return name, e
-    names = sorted(f for f in os.listdir(folder) if not f.startswith("."))
+    files, skipped = folder_images(folder, recursive)
+    if skipped:
+        log(f"{folder}: {len(skipped)} sub-folder(s) skipped ({', '.join(skipped[:3])}"
+            f"{', ...' if len(skipped) > 3 else ''}); --recursive reads them")
+    outputs = output_names(files)
     records, failures, start = [], [], time.perf_counter()
     with ThreadPoolExecutor(1) as saver:
         writes = []
 
         def save(path, rgb):
             writes.append(saver.submit(save_image, path, rgb))
-        for name, image in in_background(load(n) for n in names):
+        for name, image in in_background(load(n) for n in files):
             if isinstance(image, DataError):
                 failures.append(str(image))
                 continue
-            out = os.path.join(out_folder, os.path.splitext(name)[0] + "_keypoints.png")
-            records.append(run_image(image, name, out, detect, draw, save))
+            records.append(run_image(image, name, os.path.join(out_folder, outputs[name]), detect, draw, save))
         for write in writes:
             try:
                 write.result()
             except DataError as e:
                 failures.append(str(e))
-    print(f"{folder}: {len(records)} images, {len(records) / (time.perf_counter() - start):.1f} images/s end to end")
+    log(f"{folder}: {len(records)} images, {len(records) / (time.perf_counter() - start):.1f} images/s end to end")
     return records, failures
 
 
@@ -138,12 +174,40 @@ def sample_image():
     return data.astronaut()
 
 
-def output_path(args, stem, ext):
-    return args.out or os.path.join(OUTPUT_DIR, f"{stem}_keypoints{ext}")
+def input_kind(args):
+    """'camera', 'sample', 'folder', 'video' or 'image'; a missing input is a usage error."""
+    if args.camera is not None:
+        return "camera"
+    if args.input is None:
+        return "sample"
+    if os.path.isdir(args.input):
+        return "folder"
+    if not os.path.exists(args.input):
+        cli.usage_error(f"{args.input}: no such file or directory")
+    return "video" if os.path.splitext(args.input)[1].lower() in VIDEO_EXTENSIONS else "image"
+
+
+def output_path(args, kind):
+    """Where the annotated output goes, checked against the input's kind (exit 2 if it cannot)."""
+    stem = "astronaut" if kind == "sample" else (f"camera{args.camera}" if kind == "camera" else
+                                                 os.path.splitext(os.path.basename(os.path.normpath(args.input)))[0])
+    if kind == "folder":
+        if args.out and os.path.isfile(args.out):
+            cli.usage_error(f"-o {args.out}: an existing file; a folder input writes into a folder")
+        return args.out or os.path.join(OUTPUT_DIR, os.path.basename(os.path.normpath(args.input)))
+    video = kind in ("video", "camera")
+    if not args.out:
+        return os.path.join(OUTPUT_DIR, f"{stem}_keypoints{'.mp4' if video else '.png'}")
+    cli.check_output(args.out, cli.VIDEO_OUTPUTS if video else cli.IMAGE_OUTPUTS, "a video" if video else "an image")
+    return args.out
 
 
 def run(args):
-    """Dispatch on the input kind; returns the exit status."""
+    """Dispatch on the input kind; returns the exit status. The input is read (and refused if
+    it is not an image) before the model loads."""
+    kind = input_kind(args)
+    out = output_path(args, kind)
+    image = load_image(args.input) if kind == "image" else sample_image() if kind == "sample" else None
     fallback = None if args.fallback_cascade.lower() == "none" else args.fallback_cascade
 
     def face_detector(search):
@@ -171,30 +235,25 @@ def run(args):
         # --search if-none would cost 10x a frame, so streams search upright unless told 'always'.
         searcher = detector if args.search == "always" else face_detector("upright")
         return FaceTracker(searcher, keypointer, args.margin, args.min_score, args.redetect_every, args.smooth, align)
-    failures, records, single = [], [], False
-    if args.camera is not None:
-        run_camera(args.camera, args.out or os.path.join(OUTPUT_DIR, f"camera{args.camera}_keypoints.mp4"),
-                   stream(), draw)
+    failures, records = [], []
+    if kind == "camera":
+        run_camera(args.camera, out, stream(), draw)
         return 0
-    if args.input is None:
-        records, single = [run_image(sample_image(), "astronaut", output_path(args, "astronaut", ".png"), detect, draw)], True
-    elif os.path.isdir(args.input):
-        records, failures = run_folder(args.input, args.out or os.path.join(OUTPUT_DIR, os.path.basename(
-            os.path.normpath(args.input))), detect, draw)
-    elif not os.path.exists(args.input):
-        raise DataError(f"{args.input}: no such file or directory")
+    if kind == "folder":
+        records, failures = run_folder(args.input, out, detect, draw, args.recursive)
+    elif kind == "video":
+        records = run_video(args.input, out, stream(), draw, face_record)
     else:
-        name = os.path.basename(args.input)
-        stem, ext = os.path.splitext(name)
-        if ext.lower() in VIDEO_EXTENSIONS:
-            records = run_video(args.input, output_path(args, stem, ".mp4"), stream(), draw, face_record)
-        else:
-            records, single = [run_image(load_image(args.input), name, output_path(args, stem, ".png"), detect, draw)], True
-    if args.json:
-        save_json(args.json, records[0] if single else records)
-        print(f"keypoints -> {args.json}")
+        name = "astronaut" if kind == "sample" else os.path.basename(args.input)
+        records = run_image(image, name, out, detect, draw)
+    if args.json == STDOUT:
+        json.dump(records, sys.stdout)
+        sys.stdout.write("\n")
+    elif args.json:
+        save_json(args.json, records)
+        log(f"keypoints -> {args.json}")
     if failures:
-        print(f"{len(failures)} file(s) failed:\n  " + "\n  ".join(failures), file=sys.stderr)
+        log(f"{len(failures)} file(s) failed:\n  " + "\n  ".join(failures))
         return 1
     return 0
 
@@ -212,60 +271,95 @@ def smooth_option(text):
     return cutoff, beta
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_second_stage_options(p):
+    """--second-stage / --no-second-stage into ``second_stage``: True, False, or 'auto' (default)."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--second-stage", dest="second_stage", action="store_const", const=True, default="auto",
+                       help="require the checkpoint's second stage (train_refiner.py; an error if it has none). "
+                            "By default it runs wherever the checkpoint has one: the in-the-wild model's "
+                            "(what it gains and costs: saved_models/README.md)")
+    group.add_argument("--no-second-stage", dest="second_stage", action="store_const", const=False,
+                       help="skip the checkpoint's second stage: the network's points as they are")
+
+
+def cascade_option(text):
+    """A Haar cascade that exists (a path, or a name in detector_architectures/ or OpenCV's data)."""
+    try:
+        find_cascade(text)
+    except DataError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def make_parser():
+    number, p = cli.number, cli.Parser(description=__doc__.splitlines()[0])
     p.add_argument("input", nargs="?", help="image, folder or video (default: built-in sample)")
-    p.add_argument("-o", "--out", help="output image/video path (a folder for a folder input)")
-    p.add_argument("--camera", type=int, metavar="INDEX",
+    p.add_argument("-o", "--out", help="output image (.png, .jpg, ...) or video (.mp4, ...) path; a folder for a "
+                                       "folder input (default: under outputs/)")
+    p.add_argument("--recursive", action="store_true", help="a folder input: also the images in its sub-folders "
+                                                            "(mirrored under -o); otherwise they are skipped with a note")
+    p.add_argument("--camera", type=number(int, 0), metavar="INDEX",
                    help="annotate a camera's stream (0: the first camera): in a window with the frame rate "
-                        "where a display exists, q quits; otherwise into -o (default outputs/cameraN_keypoints.mp4), "
-                        "Ctrl-C stops")
-    p.add_argument("--json", help="also write the faces and keypoints as JSON here")
-    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
+                        "where a display and a GUI build of OpenCV exist (README: requirements-gui.txt), q quits; "
+                        "otherwise into -o (default outputs/cameraN_keypoints.mp4), said in one line, Ctrl-C stops")
+    p.add_argument("--json", type=lambda t: t if t == STDOUT else cli.output_file((".json",))(t),
+                   help="also write the faces and keypoints as JSON to this .json file, or to standard output: -")
+    p.add_argument("--checkpoint", type=cli.existing_file, default=DEFAULT_CHECKPOINT,
                    help="the landmark model (default: the in-the-wild model, 300-W markup, %(default)s; "
                         "saved_models/keypointnet.pt is the course's Udacity-markup model)")
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="(default: onnx)")
     p.add_argument("--flip", action="store_true",
                    help="also predict on the mirrored face and average (slower, slightly more accurate)")
-    p.add_argument("--second-stage", action="store_true",
-                   help="refine the points with the checkpoint's second stage (train_refiner.py): more accurate "
-                        "on photographs, about 1.4× the time per face (saved_models/README.md)")
-    p.add_argument("--cascade", default=DEFAULT_CASCADE,
+    add_second_stage_options(p)
+    p.add_argument("--cascade", type=cascade_option, default=DEFAULT_CASCADE,
                    help="Haar cascade: a path, or a name in detector_architectures/ or OpenCV's data")
-    p.add_argument("--fallback-cascade", default=FALLBACK_CASCADE,
+    p.add_argument("--fallback-cascade", type=lambda t: t if t.lower() == "none" else cascade_option(t),
+                   default=FALLBACK_CASCADE,
                    help="cascade tried where the first finds no face; 'none' to skip (default: %(default)s)")
     p.add_argument("--search", choices=SEARCHES, default="if-none",
                    help="where the profile cascade (both ways) and the frontal search on copies turned by "
                         "±--rotate run besides the upright frontal search: 'if-none' (default), on images where "
                         "it finds no face; 'always' (10x the detection time); 'upright': never. Videos and "
                         "cameras search upright unless 'always' (benchmarks/detection.py)")
-    p.add_argument("--rotate", type=float, default=ROTATED_SEARCH_DEGREES, metavar="DEG",
-                   help="the turned search's angle; 0: none (default: %(default)s)")
-    p.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
-                   help="ROI padding per side, fraction of the box width (default: %(default)s)")
-    p.add_argument("--scale-factor", type=float, default=1.1, help="Haar image-pyramid step (default: 1.1)")
-    p.add_argument("--min-neighbors", type=int, default=5, help="Haar detections to confirm a face (default: 5)")
-    p.add_argument("--min-size", type=int, default=30, help="smallest face side, pixels (default: 30)")
+    p.add_argument("--rotate", type=number(float, 0, 90), default=ROTATED_SEARCH_DEGREES, metavar="DEG",
+                   help="the turned search's angle, 0 to 90; 0: none (default: %(default)s)")
+    p.add_argument("--margin", type=number(float, 0, 2), default=DEFAULT_MARGIN,
+                   help="ROI padding per side, fraction of the box width, 0 to 2 (default: %(default)s)")
+    p.add_argument("--scale-factor", type=number(float, high=3, above=1), default=1.1,
+                   help="Haar image-pyramid step, above 1 and at most 3 (default: 1.1)")
+    p.add_argument("--min-neighbors", type=number(int, 0, 100), default=5,
+                   help="Haar detections to confirm a face, 0 to 100 (default: 5)")
+    p.add_argument("--min-size", type=number(int, 1), default=30, help="smallest face side, pixels (default: 30)")
     p.add_argument("--overlay", choices=sorted(overlay.OVERLAYS),
                    help="draw this on every face instead of its keypoints, placed by them (overlay.py)")
     p.add_argument("--pose", action="store_true",
                    help="draw each head's pose axes (yaw, pitch and roll are always in the JSON; pose.py)")
-    p.add_argument("--min-score", type=float, default=MIN_FACE_SCORE,
+    p.add_argument("--min-score", type=cli.fraction, default=MIN_FACE_SCORE,
                    help="drop detections whose face score (the landmark model's, 0 to 1) is below this; "
                         "0 keeps all (default: %(default)s)")
-    p.add_argument("--align", type=float, default=ROLL_ALIGN_DEGREES, metavar="DEG",
-                   help="cut a face rolled past DEG degrees again, turned upright (as one framed "
+    p.add_argument("--align", type=number(float, 0, 180), default=ROLL_ALIGN_DEGREES, metavar="DEG",
+                   help="cut a face rolled past DEG degrees (0 to 180) again, turned upright (as one framed "
                         f"{REFRAME_SCALE}x too large or small); 0: no second cuts (default: %(default)s)")
     p.add_argument("--no-track", action="store_true",
                    help="video and camera: detect every frame instead of tracking each face from the last")
-    p.add_argument("--redetect-every", type=int, default=REDETECT_EVERY, metavar="N",
-                   help="tracking: also run the detector every N frames, for new faces (default: %(default)s)")
+    p.add_argument("--redetect-every", type=number(int, 1), default=REDETECT_EVERY, metavar="N",
+                   help="tracking: also run the detector every N frames (N >= 1), for new faces (default: %(default)s)")
     p.add_argument("--smooth", type=smooth_option, default=(SMOOTH_MIN_CUTOFF, SMOOTH_BETA), metavar="CUTOFF,BETA",
                    help="tracking: One Euro filter on the keypoints, its cut-off at rest (Hz) and speed "
                         "coefficient (per face size per second); 'off': raw keypoints (default: %(default)s)")
-    p.add_argument("--refine", type=int, default=DEFAULT_REFINE,
-                   help="re-frame on the predicted keypoints and predict again, N times (default: %(default)s)")
-    return p.parse_args(argv)
+    p.add_argument("--refine", type=number(int, 0, 10), default=DEFAULT_REFINE,
+                   help="re-frame on the predicted keypoints and predict again, N times, 0 to 10 (default: %(default)s)")
+    return p
+
+
+def parse_args(argv=None):
+    p = make_parser()
+    args = p.parse_args(argv)
+    if args.camera is not None and args.input is not None:
+        p.error("give an input file or --camera, not both")
+    if args.recursive and args.input is not None and not os.path.isdir(args.input):
+        p.error("--recursive reads a folder input")
+    return args
 
 
 def main(argv=None):

@@ -18,7 +18,11 @@ import time
 
 import numpy as np
 
+import cli
+
+import data_files
 import data_load
+import geometry
 import degrade
 from atomic import write_json
 from checkpoint import CheckpointError
@@ -26,6 +30,7 @@ import data_300w
 from pipeline import DEFAULT_REFINE, REFRAME_SCALE, ROLL_ALIGN_DEGREES, keypoints_for_boxes, keypoints_for_squares
 from face_detector import FaceDetector, to_gray
 from framing import DEFAULT_MARGIN, match_box
+from detect import add_second_stage_options
 from keypointer import DEFAULT_CHECKPOINT, UDACITY_CHECKPOINT, Keypointer
 from metrics import FAILURE_THRESHOLD, ced_curve, nme_per_face, summarize
 
@@ -54,7 +59,7 @@ def _degrader(degradation):
 
 def load_test_split(data_dir, degradation=None):
     """The test split, each raw image degraded first when ``degradation`` = (name, level)."""
-    return data_load.FacialKeypointsDataset(*data_load.split_paths(data_dir, "test"), _degrader(degradation))
+    return data_load.FacialKeypointsDataset(*data_files.split_paths(data_dir, "test"), _degrader(degradation))
 
 
 def load_faces(sources, degradation=None):
@@ -86,13 +91,13 @@ def cnn_pipeline(keypointer, framing="haar", detector=None, margin=DEFAULT_MARGI
     padded ROI; ``'gt'``: an oracle box, the training framing of the annotated face."""
     if framing == "gt":
         def find_boxes(image, target):
-            x, y, side = data_load.face_square(target, keypointer.framing_scale)
+            x, y, side = geometry.face_square(target, keypointer.framing_scale)
             return [(x, y, side, side)]
 
         def landmarks(image, box):
             return keypoints_for_squares(to_gray(image), [tuple(box[:3])], keypointer, refine, align, reframe)[0]
     else:
-        # As in detect.detect_keypoints, the gray image made for the detector is the one
+        # As in pipeline.detect_keypoints, the gray image made for the detector is the one
         # the landmark stage crops from, so the per-face time does not convert it again.
         last = {"image": None, "gray": None}
 
@@ -164,44 +169,77 @@ def test_sets(args, degradation):
     if args.root_300w:
         return {name: load_faces([os.path.join(args.root_300w, d) for d in dirs], degradation)
                 for name, dirs in SUBSETS_300W.items()}
-    return {"udacity_test": load_test_split(data_load.resolve_data_dir(args.data_dir), degradation)}
+    return {"udacity_test": load_test_split(data_files.resolve_data_dir(args.data_dir), degradation)}
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", help=f"(default: {os.path.relpath(UDACITY_CHECKPOINT)} on Udacity's test split, "
+def reframe_ratio(text):
+    """--reframe: 0 (never) or a ratio above 1."""
+    value = cli.number(float, 0, 10)(text)
+    if 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text}: give a ratio above 1, or 0 for never")
+    return value
+
+
+def degradation_option(text):
+    try:
+        degrade.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def make_parser():
+    number, p = cli.number, cli.Parser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", type=cli.existing_file, help=f"(default: {os.path.relpath(UDACITY_CHECKPOINT)} on Udacity's test split, "
                                         f"{os.path.relpath(DEFAULT_CHECKPOINT)} on --faces / --300w-root)")
-    p.add_argument("--data-dir", help=f"Udacity dataset root (default: ${data_load.DATA_DIR_ENV} or ./data)")
+    p.add_argument("--data-dir", type=folder_option, help=f"Udacity dataset root (default: ${data_files.DATA_DIR_ENV} or ./data)")
     p.add_argument("--faces", metavar="SOURCES",
                    help="score these instead: comma-separated 300-W-layout folders or dlib .xml files")
-    p.add_argument("--300w-root", dest="root_300w", metavar="ROOT",
+    p.add_argument("--300w-root", dest="root_300w", metavar="ROOT", type=folder_option,
                    help="the full 300-W (lfpw/testset, helen/testset, ibug): its common, challenging and full subsets")
     p.add_argument("--framing", choices=("gt", "haar"), default="gt",
                    help="crop from ground-truth keypoints, or run the Haar pipeline (default: gt)")
-    p.add_argument("--refine", type=int, default=DEFAULT_REFINE, help="re-framing passes (default: %(default)s)")
-    p.add_argument("--align", type=float, default=ROLL_ALIGN_DEGREES, metavar="DEG",
-                   help="cut faces rolled past DEG degrees again, upright; 0: never (default: %(default)s)")
-    p.add_argument("--reframe", type=float, default=REFRAME_SCALE, metavar="RATIO",
-                   help="also cut again faces framed RATIO times too large or small; 0: never (default: %(default)s)")
-    p.add_argument("--margin", type=float, default=DEFAULT_MARGIN, help="ROI padding per side (default: %(default)s)")
+    p.add_argument("--refine", type=number(int, 0, 10), default=DEFAULT_REFINE,
+                   help="re-framing passes, 0 to 10 (default: %(default)s)")
+    p.add_argument("--align", type=number(float, 0, 180), default=ROLL_ALIGN_DEGREES, metavar="DEG",
+                   help="cut faces rolled past DEG degrees (0 to 180) again, upright; 0: never (default: %(default)s)")
+    p.add_argument("--reframe", type=reframe_ratio, default=REFRAME_SCALE, metavar="RATIO",
+                   help="also cut again faces framed RATIO (above 1) times too large or small; 0: never "
+                        "(default: %(default)s)")
+    p.add_argument("--margin", type=number(float, 0, 2), default=DEFAULT_MARGIN,
+                   help="ROI padding per side, 0 to 2 (default: %(default)s)")
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx",
                    help="run the net with ONNX Runtime or PyTorch (default: %(default)s)")
     p.add_argument("--flip", action="store_true", help="average with the mirrored crop's prediction")
-    p.add_argument("--second-stage", action="store_true", help="refine with the checkpoint's second stage (train_refiner.py)")
-    p.add_argument("--markup", help="the head of a two-markup checkpoint: 300w or udacity (default: its first)")
-    p.add_argument("--subset", type=int, default=0, help="only the first N test images")
-    p.add_argument("--degrade", metavar="NAME=LEVEL",
+    add_second_stage_options(p)
+    p.add_argument("--markup", choices=("300w", "udacity"),
+                   help="the head of a two-markup checkpoint (default: its first)")
+    p.add_argument("--subset", type=number(int, 0), default=0, help="only the first N test images; 0: all")
+    p.add_argument("--degrade", metavar="NAME=LEVEL", type=degradation_option,
                    help=f"degrade every raw image first: one of {sorted(degrade.DEGRADATIONS)} (see degrade.py)")
-    p.add_argument("--json", help="write the summary here")
-    p.add_argument("--ced", help="write the CED plot (PNG) here")
+    p.add_argument("--json", type=cli.output_file((".json",)), help="write the summary here (.json)")
+    p.add_argument("--ced", type=cli.output_file((".png",)), help="write the CED plot here (.png)")
+    return p
+
+
+def parse_args(argv=None):
+    p = make_parser()
     args = p.parse_args(argv)
-    if args.reframe and args.reframe <= 1:
-        p.error(f"--reframe {args.reframe}: give a ratio above 1, or 0 for never")
+    if args.faces and args.root_300w:
+        p.error("give --faces or --300w-root, not both")
+    return args
+
+
+def folder_option(text):
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text}: no such folder")
+    return text
+
+
+def main(argv=None):
+    args = parse_args(argv)
     checkpoint = args.checkpoint or (DEFAULT_CHECKPOINT if args.faces or args.root_300w else UDACITY_CHECKPOINT)
-    try:
-        degradation = degrade.parse(args.degrade) if args.degrade else None
-    except ValueError as e:
-        sys.exit(f"error: {e}")
+    degradation = degrade.parse(args.degrade) if args.degrade else None
     try:
         sets = test_sets(args, degradation)
         keypointer = Keypointer(checkpoint, args.backend, flip=args.flip, markup=args.markup,
@@ -211,7 +249,7 @@ def main(argv=None):
                                              args.align or None, args.reframe or None)
         t0 = time.perf_counter()
         results = {name: run_on_dataset(dataset, find_boxes, landmarks, args.subset) for name, dataset in sets.items()}
-    except (data_load.DataError, CheckpointError) as e:
+    except (data_files.DataError, CheckpointError) as e:
         sys.exit(f"error: {e}")
     seconds, forward_ms = time.perf_counter() - t0, time_per_face(keypointer)
     summaries = {}
@@ -219,7 +257,7 @@ def main(argv=None):
         summary, per_face = score(rows), [r["seconds"] for r in rows if "seconds" in r]
         summary.update(set=name, checkpoint=checkpoint, markup=keypointer.markup, framing=args.framing,
                        refine=args.refine, align=args.align, reframe=args.reframe, flip=args.flip,
-                       second_stage=args.second_stage,
+                       second_stage=keypointer.second_stage,
                        degrade=args.degrade, backend=args.backend, seconds=seconds, forward_ms=forward_ms,
                        keypoint_ms_per_face=_median_ms(per_face),
                        keypoint_ms_mean=1000 * float(np.mean(per_face)) if per_face else None)

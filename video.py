@@ -116,20 +116,25 @@ def run_video(path, out_path, process, draw, record):
         capture.release()
     seconds = clock.perf_counter() - start
     print(f"{path}: {len(records)} frames, {sum(len(r['faces']) for r in records)} faces, "
-          f"{len(records) / seconds:.1f} frames/s end to end -> {out_path}")
+          f"{len(records) / seconds:.1f} frames/s end to end -> {out_path}", file=sys.stderr)
     return records
+
+
+def no_window_reason():
+    """Why OpenCV cannot open a window here, or None where it can."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display"
+    try:
+        cv2.namedWindow("probe", cv2.WINDOW_NORMAL)
+        cv2.destroyWindow("probe")
+        return None
+    except cv2.error:       # opencv-python-headless: no GUI
+        return "this OpenCV has no GUI (README: requirements-gui.txt)"
 
 
 def has_display():
     """Whether OpenCV can open a window here (a desktop session, an OpenCV build with a GUI)."""
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return False
-    try:
-        cv2.namedWindow("probe", cv2.WINDOW_NORMAL)
-        cv2.destroyWindow("probe")
-        return True
-    except cv2.error:       # opencv-python-headless: no GUI
-        return False
+    return no_window_reason() is None
 
 
 def open_camera(index):
@@ -149,7 +154,11 @@ def run_camera(index, out_path, process, draw, max_frames=None):
     (``q`` stops), into ``out_path`` otherwise; Ctrl-C stops either cleanly, the file complete.
     Frames are read as they come (no read-ahead: a live view must not lag)."""
     capture = open_camera(index)
-    window, frames, start = has_display(), 0, clock.perf_counter()
+    reason = no_window_reason()
+    window, frames, start = reason is None, 0, clock.perf_counter()
+    if not window:
+        print(f"camera {index}: no window ({reason}); writing the annotated stream to {out_path}, Ctrl-C stops",
+              file=sys.stderr)
 
     def stream(tmp=None):
         nonlocal frames
@@ -190,5 +199,5 @@ def run_camera(index, out_path, process, draw, max_frames=None):
         if window:
             cv2.destroyAllWindows()
     print(f"camera {index}: {frames} frames, {frames / (clock.perf_counter() - start):.1f} frames/s"
-          + ("" if window else f" -> {out_path}"))
+          + ("" if window else f" -> {out_path}"), file=sys.stderr)
     return frames

@@ -72,6 +72,8 @@ def test_a_frozen_backbone_trains_the_head_alone(torch_cache):
     assert changed == {"backbone.fc.weight", "backbone.fc.bias"}     # BatchNorm statistics stay too
 
 
-def test_pretrained_needs_a_resnet(data_dir, tmp_path):
-    with pytest.raises(SystemExit, match="error: --pretrained and --freeze-backbone need --backbone"):
+def test_pretrained_needs_a_resnet(data_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
         train.main(["--data-dir", data_dir, "--out-dir", str(tmp_path), "--pretrained", "--dry-run"])
+    assert exit_info.value.code == 2       # refused while parsing, before any data loads
+    assert capsys.readouterr().err.startswith("error: --pretrained and --freeze-backbone need --backbone")

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+import data_files
 import data_load as dl
 import detect
 import framing
@@ -15,11 +16,13 @@ import pipeline as pl
 import video
 from conftest import ROOT, SHIPPED_MODEL
 from keypointer import Keypointer
+import face_detector
+import geometry
 
 
 class CentreKeypointer:
     """A stand-in model that puts all 68 points at the centre of every crop."""
-    input_size, framing_scale = 64, dl.FRAMING_SCALE
+    input_size, framing_scale = 64, geometry.FRAMING_SCALE
 
     def __call__(self, crops):
         return np.full((len(crops), 68, 2), self.input_size / 2, np.float32)
@@ -30,12 +33,12 @@ class CentreKeypointer:
 
 @pytest.fixture(scope="module")
 def pipeline():
-    return detect.FaceDetector(), Keypointer(SHIPPED_MODEL)
+    return face_detector.FaceDetector(), Keypointer(SHIPPED_MODEL)
 
 
 @pytest.fixture(scope="module")
 def astronaut_faces(pipeline):
-    return detect.detect_keypoints(detect.sample_image(), *pipeline)
+    return pl.detect_keypoints(detect.sample_image(), *pipeline)
 
 
 def test_pad_box_grows_by_the_margin_and_clamps():
@@ -53,19 +56,19 @@ def test_roi_square_size_and_shift():
 def test_keypoints_map_back_to_the_roi_in_image_coordinates():
     gray = np.zeros((300, 400), np.uint8)
     squares = [(10.0, 20.0, 100.0), (-30.0, 250.0, 80.0)]        # the second leaves the image
-    kp = detect.keypoints_for_squares(gray, squares, CentreKeypointer(), refine=0)
+    kp = pl.keypoints_for_squares(gray, squares, CentreKeypointer(), refine=0)
     np.testing.assert_allclose(kp[:, 0], [[60, 70], [10, 290]], atol=1e-4)
 
 
 def test_padded_haar_roi_matches_the_training_framing(data_dir):
     """Haar boxes are tight; with the 0.3 margin and centre shift the crop has the
     training framing (square around the keypoints) up to detector jitter."""
-    dataset = dl.FacialKeypointsDataset(*dl.split_paths(data_dir, "train"))
-    detector, stats = detect.FaceDetector(), {0.0: [], 0.3: []}
+    dataset = dl.FacialKeypointsDataset(*data_files.split_paths(data_dir, "train"))
+    detector, stats = face_detector.FaceDetector(), {0.0: [], 0.3: []}
     for i in range(0, len(dataset), 60):
         item = dataset[i]
-        boxes = detector(detect.to_gray(item["image"]))
-        x, y, side = dl.face_square(item["keypoints"])
+        boxes = detector(face_detector.to_gray(item["image"]))
+        x, y, side = geometry.face_square(item["keypoints"])
         centres = boxes[:, :2] + boxes[:, 2:] / 2
         if not len(boxes):
             continue
@@ -81,18 +84,18 @@ def test_padded_haar_roi_matches_the_training_framing(data_dir):
 
 
 def test_fallback_cascade_finds_the_small_face_the_default_one_misses(data_dir):
-    dataset = dl.FacialKeypointsDataset(*dl.split_paths(data_dir, "test"))
+    dataset = dl.FacialKeypointsDataset(*data_files.split_paths(data_dir, "test"))
     i = dataset.names.index("James_Wolfensohn_00.jpg")      # a 103 x 89 image, face filling it
-    gray = detect.to_gray(dataset.image(i))
-    assert len(detect.FaceDetector(fallback=None)(gray)) == 0
-    boxes = detect.FaceDetector()(gray)
+    gray = face_detector.to_gray(dataset.image(i))
+    assert len(face_detector.FaceDetector(fallback=None)(gray)) == 0
+    boxes = face_detector.FaceDetector()(gray)
     assert framing.match_box(boxes, dataset.keypoints[i]) is not None
 
 
 def test_measured_framings_describe_the_roi_around_the_keypoint_box(data_dir):
-    csv_file, image_dir = dl.split_paths(data_dir, "train")
+    csv_file, image_dir = data_files.split_paths(data_dir, "train")
     dataset = dl.FacialKeypointsDataset(csv_file, image_dir, indices=range(0, 3000, 100))
-    framings = framing.measure_framings(dataset, detect.FaceDetector())
+    framings = framing.measure_framings(dataset, face_detector.FaceDetector())
     assert framings.shape[1] == 3 and len(framings) >= 25
     u, v, r = np.median(framings, axis=0)
     assert abs(u) < 0.05 and abs(v) < 0.05 and 1.6 < r < 2.0   # centred, ~FRAMING_SCALE
@@ -123,7 +126,7 @@ def test_one_face_per_pasted_copy(pipeline, astronaut_faces):
     for px, py, s in placements:
         resized = cv2.resize(patch, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
         canvas[py:py + resized.shape[0], px:px + resized.shape[1]] = resized
-    faces = detect.detect_keypoints(canvas, *pipeline)
+    faces = pl.detect_keypoints(canvas, *pipeline)
     assert len(faces) == len(placements)
     eye = np.linalg.norm(face["keypoints"][36] - face["keypoints"][45])
     for px, py, s in placements:
@@ -134,7 +137,7 @@ def test_one_face_per_pasted_copy(pipeline, astronaut_faces):
 
 def test_large_image_keeps_original_coordinates(pipeline, astronaut_faces):
     big = cv2.resize(detect.sample_image(), None, fx=5, fy=5, interpolation=cv2.INTER_CUBIC)
-    faces = detect.detect_keypoints(big, *pipeline)      # largest face first
+    faces = pl.detect_keypoints(big, *pipeline)      # largest face first
     assert np.allclose(faces[0]["box"], np.multiply(astronaut_faces[0]["box"], 5), atol=15)
     expected = astronaut_faces[0]["keypoints"] * 5
     eye = np.linalg.norm(expected[36] - expected[45])
@@ -173,7 +176,7 @@ def test_cli_video_end_to_end(tmp_path):
     writer.release()
     out = run_cli(["clip.mp4", "--json", "clip.json"], tmp_path)
     assert out.returncode == 0, out.stderr
-    assert "frames/s" in out.stdout
+    assert "frames/s" in out.stderr
     records = json.loads((tmp_path / "clip.json").read_text())
     assert len(records) == 5 and all(len(r["faces"]) == 1 for r in records)
     xs = [np.mean(r["faces"][0]["keypoints"], axis=0)[0] for r in records]
@@ -202,16 +205,16 @@ def test_cli_handles_image_kinds(tmp_path, name, faces, capsys):
     assert exit_info.value.code == 0
     assert len(json.loads((tmp_path / "r.json").read_text())["faces"]) == faces
     if not faces:
-        assert "no face found" in capsys.readouterr().out
+        assert "no face found" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args,message", [
     (["missing.jpg"], "missing.jpg: no such file or directory"),
     (["notes.txt"], "notes.txt: not a readable image"),
     (["cut.jpg"], "cut.jpg: truncated image file"),
-    (["--checkpoint", "none.pt"], "none.pt: checkpoint not found"),
+    (["--checkpoint", "none.pt"], "argument --checkpoint: none.pt: no such file"),
     (["--checkpoint", "notes.txt"], "notes.txt: not a readable checkpoint"),
-    (["--cascade", "nope.xml"], "nope.xml: cascade not found")])
+    (["--cascade", "nope.xml"], "argument --cascade: nope.xml: cascade not found")])
 def test_cli_bad_input_is_one_line(tmp_path, args, message):
     write_variants(tmp_path)
     out = run_cli(args, tmp_path)
@@ -239,10 +242,10 @@ def test_evaluation_pipeline_reuses_the_detectors_gray_image_only_for_that_image
     find_boxes, landmarks = cnn_pipeline(pipeline[1], "haar", pipeline[0])
     image = detect.sample_image()
     box = find_boxes(image)[0]
-    fresh = detect.keypoints_for_boxes(detect.to_gray(image), box[None], pipeline[1])[0]
+    fresh = pl.keypoints_for_boxes(face_detector.to_gray(image), box[None], pipeline[1])[0]
     np.testing.assert_array_equal(landmarks(image, box), fresh)
     darker = (image // 2).astype(np.uint8)
-    fresh_dark = detect.keypoints_for_boxes(detect.to_gray(darker), box[None], pipeline[1])[0]
+    fresh_dark = pl.keypoints_for_boxes(face_detector.to_gray(darker), box[None], pipeline[1])[0]
     np.testing.assert_array_equal(landmarks(darker, box), fresh_dark)
     assert not np.array_equal(fresh, fresh_dark)
 
@@ -263,17 +266,17 @@ def test_each_refine_pass_reframes_the_crop_on_the_previous_keypoints(monkeypatc
         return predict(gray, rois, keypointer)
     monkeypatch.setattr(pl, "predict_rois", spy)
     gray, model = np.zeros((300, 400), np.uint8), ShapeKeypointer()
-    out = detect.keypoints_for_squares(gray, [(10.0, 20.0, 100.0)], model, refine=2, align=None)
+    out = pl.keypoints_for_squares(gray, [(10.0, 20.0, 100.0)], model, refine=2, align=None)
     assert len(calls) == 3
-    first = dl.uncrop_points(model.shape, calls[0][0], model.input_size)
-    np.testing.assert_allclose(calls[1][0], dl.face_square(first, model.framing_scale), atol=1e-4)
-    np.testing.assert_allclose(out[0], dl.uncrop_points(model.shape, calls[2][0], model.input_size), atol=1e-3)
+    first = geometry.uncrop_points(model.shape, calls[0][0], model.input_size)
+    np.testing.assert_allclose(calls[1][0], geometry.face_square(first, model.framing_scale), atol=1e-4)
+    np.testing.assert_allclose(out[0], geometry.uncrop_points(model.shape, calls[2][0], model.input_size), atol=1e-3)
 
 
 def test_a_refine_pass_moves_the_real_models_points_a_little(pipeline, astronaut_faces):
-    gray = detect.to_gray(detect.sample_image())
+    gray = face_detector.to_gray(detect.sample_image())
     box = np.array(astronaut_faces[0]["box"], np.float64)
-    once, twice = (detect.keypoints_for_boxes(gray, box[None], pipeline[1], refine=r, reframe=None)[0] for r in (0, 1))
+    once, twice = (pl.keypoints_for_boxes(gray, box[None], pipeline[1], refine=r, reframe=None)[0] for r in (0, 1))
     eye = np.linalg.norm(once[36] - once[45])
     moved = np.linalg.norm(once - twice, axis=1).mean() / eye
     assert 0 < moved < 0.05
@@ -302,18 +305,28 @@ class FakeCamera:
         pass
 
 
-def test_camera_without_a_display_writes_a_complete_video_and_stops_on_ctrl_c(tmp_path, monkeypatch, pipeline):
+def test_camera_without_a_display_writes_a_complete_video_and_stops_on_ctrl_c(tmp_path, monkeypatch, pipeline, capsys):
     monkeypatch.setattr(detect.cv2, "VideoCapture", FakeCamera)
-    monkeypatch.setattr(video, "has_display", lambda: False)
+    monkeypatch.setattr(video, "no_window_reason", lambda: "this OpenCV has no GUI")
     out = tmp_path / "cam.mp4"
 
     def find(rgb, seconds):
-        return detect.detect_keypoints(rgb, *pipeline)
+        return pl.detect_keypoints(rgb, *pipeline)
     frames = video.run_camera(0, str(out), find, detect.draw_faces)
     monkeypatch.undo()
     written = cv2.VideoCapture(str(out))
     assert frames == 4 and int(written.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+    said = capsys.readouterr().err.splitlines()
+    assert said[0] == f"camera 0: no window (this OpenCV has no GUI); writing the annotated stream to {out}, Ctrl-C stops"
+
+
+def test_headless_opencv_says_why_there_is_no_window(monkeypatch):
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert "no GUI" in video.no_window_reason()         # the pinned opencv-python-headless
+    monkeypatch.delenv("DISPLAY")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert video.no_window_reason() == "no display"
 
 
 def test_non_max_suppression_keeps_the_first_of_overlapping_boxes():
@@ -325,7 +338,7 @@ def test_non_max_suppression_keeps_the_first_of_overlapping_boxes():
 
 def test_rotated_search_finds_a_tilted_face_and_maps_it_back():
     from face_detector import FaceDetector
-    gray = detect.to_gray(detect.sample_image())
+    gray = face_detector.to_gray(detect.sample_image())
     h, w = gray.shape
     upright = FaceDetector()(gray)[0]
     turn = cv2.getRotationMatrix2D((w / 2, h / 2), 25, 1.0)          # the head tilted by 25 degrees
@@ -339,7 +352,7 @@ def test_rotated_search_finds_a_tilted_face_and_maps_it_back():
 
 def test_profile_search_is_mirror_symmetric():
     from face_detector import FaceDetector
-    gray = detect.to_gray(detect.sample_image())
+    gray = face_detector.to_gray(detect.sample_image())
     detector = FaceDetector(profile=True)
     boxes, mirrored = detector(gray), detector(np.ascontiguousarray(gray[:, ::-1]))
     mirrored[:, 0] = gray.shape[1] - mirrored[:, 0] - mirrored[:, 2]
@@ -357,32 +370,32 @@ def test_extra_searches_keep_every_upright_box():
 
 def test_the_wider_search_runs_only_where_the_upright_one_finds_no_face(monkeypatch):
     from face_detector import FaceDetector
-    keypointer, gray = Keypointer(), detect.to_gray(detect.sample_image())
+    keypointer, gray = Keypointer(), face_detector.to_gray(detect.sample_image())
     detector = FaceDetector(profile=True, rotations=(-25, 25), only_when_empty=True)
 
     def forbidden(*args):
         raise AssertionError("the wider search ran on an image with an upright face")
     monkeypatch.setattr(detector, "_rotated", forbidden)
     monkeypatch.setattr(detector, "_profiles", forbidden)
-    assert len(detect.detect_keypoints(gray, detector, keypointer)) == 1
+    assert len(pl.detect_keypoints(gray, detector, keypointer)) == 1
     monkeypatch.undo()
     h, w = gray.shape
     turn = cv2.getRotationMatrix2D((w / 2, h / 2), 25, 1.0)
     tilted = cv2.warpAffine(gray, turn, (w, h))
-    nose = turn[:, :2] @ detect.detect_keypoints(gray, FaceDetector(), keypointer)[0]["keypoints"][30] + turn[:, 2]
-    assert detect.detect_keypoints(tilted, FaceDetector(), keypointer) == []        # upright: nothing
-    assert len(detect.detect_keypoints(tilted, detector, keypointer)) == 1
+    nose = turn[:, :2] @ pl.detect_keypoints(gray, FaceDetector(), keypointer)[0]["keypoints"][30] + turn[:, 2]
+    assert pl.detect_keypoints(tilted, FaceDetector(), keypointer) == []        # upright: nothing
+    assert len(pl.detect_keypoints(tilted, detector, keypointer)) == 1
 
     class Fooled(FaceDetector):
         """Its upright search finds only a box on the background."""
         def __call__(self, image, wider_only=False):
             return super().__call__(image, True) if wider_only else np.array([[400.0, 420.0, 80.0, 80.0]])
-    faces = detect.detect_keypoints(tilted, Fooled(profile=True, rotations=(-25, 25), only_when_empty=True), keypointer)
+    faces = pl.detect_keypoints(tilted, Fooled(profile=True, rotations=(-25, 25), only_when_empty=True), keypointer)
     assert len(faces) == 1 and np.linalg.norm(faces[0]["keypoints"][30] - nose) < 10
 
 
 def test_cli_default_search_finds_a_tilted_face_that_upright_misses(tmp_path):
-    gray = detect.to_gray(detect.sample_image())
+    gray = face_detector.to_gray(detect.sample_image())
     h, w = gray.shape
     cv2.imwrite(str(tmp_path / "tilted.png"), cv2.warpAffine(gray, cv2.getRotationMatrix2D((w / 2, h / 2), 25, 1.0), (w, h)))
     found = {}
