@@ -53,9 +53,9 @@ class TrainConfig:
                                   # the torch cache, downloaded there on a machine with internet)
     freeze_backbone: bool = False  # train the ResNet's keypoint head alone
     model_kwargs: dict = None     # constructor arguments (JSON) beyond the architecture's defaults
-                                  # (models.HeatmapNet's are the shipped net's)
-    epochs: int = 250             # passes over the training set (~50 min on 2 CPU cores for the
-                                  # Udacity model)
+                                  # (models.HeatmapNet's are the Udacity model's)
+    epochs: int = 250             # passes over the training set (the model cards give each
+                                  # shipped recipe's wall time)
     batch_size: int = 32          # faces per optimizer step
     optimizer: str = "adam"       # adam | adamw | sgd
     lr: float = 2e-3              # peak learning rate; cosine decay to 0 after warm-up

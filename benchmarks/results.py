@@ -5,7 +5,8 @@
 
 Each block sits between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``:
 ``accuracy`` from saved_models/results/benchmark.json (`make benchmark-update`), ``startup`` from
-saved_models/results/startup.json (`benchmarks/startup.py --json ...`).
+saved_models/results/startup.json (`benchmarks/startup.py --json ...`), ``video`` from
+saved_models/results/video.json (`benchmarks/video.py --json ...`).
 """
 import argparse
 import json
@@ -16,7 +17,6 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "saved_models", "results")
 README = os.path.join(ROOT, "README.md")
-DLIB = "dlib (HOG + 68-point shape predictor)"
 
 
 def percent(value):
@@ -54,7 +54,19 @@ def startup_block(startup):
             f"`benchmarks/startup.py`.")
 
 
-BLOCKS = {"accuracy": ("benchmark.json", accuracy_block), "startup": ("startup.json", startup_block)}
+def video_block(video):
+    runs = video["clips"]
+
+    def figures(name):
+        r = runs[name]
+        return f"{r['frames/s']:.1f} frames/s end to end, NME {r['nme']:.4f}, jitter {r['jitter']:.4f}"
+    return (f"Video (`benchmarks/video.py`, 640×480 clips with exact points): tracked (the default) "
+            f"{figures('tracked (default)')}; detecting every frame (`--no-track`) {figures('--no-track')}"
+            + (f"; dlib per frame {figures('dlib per frame')}." if "dlib per frame" in runs else "."))
+
+
+BLOCKS = {"accuracy": ("benchmark.json", accuracy_block), "startup": ("startup.json", startup_block),
+          "video": ("video.json", video_block)}
 
 
 def render(readme_text):
@@ -62,10 +74,10 @@ def render(readme_text):
     for name, (file, make) in BLOCKS.items():
         with open(os.path.join(RESULTS, file)) as f:
             block = make(json.load(f))
-        pattern = re.compile(rf"(<!-- results:{name} -->\n).*?(\n<!-- /results:{name} -->)", re.S)
+        pattern = re.compile(rf"(<!-- results:{name} -->).*?(<!-- /results:{name} -->)", re.S)
         if not pattern.search(readme_text):
             raise SystemExit(f"error: {README}: no <!-- results:{name} --> block")
-        readme_text = pattern.sub(lambda m: m.group(1) + block + m.group(2), readme_text)
+        readme_text = pattern.sub(lambda m: f"{m.group(1)}\n{block}\n{m.group(2)}", readme_text)
     return readme_text
 
 

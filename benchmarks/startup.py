@@ -23,16 +23,19 @@ from atomic import write_json  # noqa: E402
 from detect import sample_image  # noqa: E402
 
 
-def wall_seconds(args, cwd, env, runs, before=None):
-    """Median wall time of ``runs`` fresh ``detect.py ARGS`` processes (``before()`` ahead of each)."""
+def wall_seconds(args, cwd, env, runs, status, before=None):
+    """Median wall time of ``runs`` fresh ``detect.py ARGS`` processes (``before()`` ahead of
+    each), each checked to end with exit ``status``."""
     times = []
     for _ in range(runs):
         if before:
             before()
         start = time.perf_counter()
-        subprocess.run([sys.executable, os.path.join(ROOT, "detect.py"), *args], cwd=cwd, env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        run = subprocess.run([sys.executable, os.path.join(ROOT, "detect.py"), *args], cwd=cwd, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         times.append(time.perf_counter() - start)
+        if run.returncode != status:
+            sys.exit(f"error: detect.py {' '.join(args)} exited {run.returncode}, not {status}: {run.stderr.strip()}")
     return statistics.median(times)
 
 
@@ -50,12 +53,12 @@ def main(argv=None):
             f.write(b"\xff\xd8\xff\xe0" + bytes(100))
         photo = ["photo.jpg", "--json", "out.json"]
         figures = {
-            "help_s": wall_seconds(["--help"], work, env, args.runs),
-            "bad_option_s": wall_seconds(["--margin", "-1"], work, env, args.runs),
-            "corrupt_photo_s": wall_seconds(["corrupt.jpg"], work, env, args.runs),
-            "photo_first_run_s": wall_seconds(photo, work, env, args.runs,
+            "help_s": wall_seconds(["--help"], work, env, args.runs, 0),
+            "bad_option_s": wall_seconds(["--margin", "-1"], work, env, args.runs, 2),
+            "corrupt_photo_s": wall_seconds(["corrupt.jpg"], work, env, args.runs, 1),
+            "photo_first_run_s": wall_seconds(photo, work, env, args.runs, 0,
                                               before=lambda: shutil.rmtree(cache, ignore_errors=True)),
-            "photo_s": wall_seconds(photo, work, env, args.runs),
+            "photo_s": wall_seconds(photo, work, env, args.runs, 0),
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -102,7 +102,7 @@ def main(argv=None):
     p.add_argument("--json", help="write the table as JSON here")
     args = p.parse_args(argv)
     try:
-        keypointer = Keypointer(args.checkpoint)
+        keypointer = Keypointer(args.checkpoint, second_stage="auto")     # as detect.py runs it
         pictures = photographs(args.clips, data_files.resolve_data_dir(args.data_dir) if not data_300w.find_300w_dir()
                                else None)
     except (data_files.DataError, ValueError) as e:

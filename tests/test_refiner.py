@@ -62,19 +62,21 @@ def test_a_fitted_refiner_moves_points_it_has_never_seen_onto_the_marks():
     assert after < 0.4 * before
 
 
-def sample_face_crop():
+def sample_face_crop(size=SIZE):
     gray = to_gray(sample_image())
     box = FaceDetector()(gray)[0]
-    return crop_roi(gray, roi_square(box), 0.0, SIZE)[None, None].astype(np.float32) / 255
+    return crop_roi(gray, roi_square(box), 0.0, size)[None, None].astype(np.float32) / 255
 
 
 def test_the_second_stage_runs_only_when_asked_and_onnx_runs_it_as_torch_does():
-    face = sample_face_crop()
     plain, refined = Keypointer(DEFAULT_CHECKPOINT, "torch"), Keypointer(DEFAULT_CHECKPOINT, "torch", second_stage=True)
+    size = plain.input_size
+    face = sample_face_crop(size)
+    assert Keypointer(DEFAULT_CHECKPOINT, "torch", second_stage="auto").second_stage and not plain.second_stage
     moves = np.linalg.norm(refined(face) - plain(face), axis=-1)        # crop pixels
     assert moves.max() > 0.1                             # it moves the points...
     assert moves.mean() < 2.0                            # ...by a pixel or so on a face the net has placed
-    crops = np.concatenate([face, np.random.default_rng(2).random((2, 1, SIZE, SIZE)).astype(np.float32)])
+    crops = np.concatenate([face, np.random.default_rng(2).random((2, 1, size, size)).astype(np.float32)])
     onnx = Keypointer(DEFAULT_CHECKPOINT, "onnx", second_stage=True)
     assert np.abs(onnx.raw(crops) - refined.raw(crops)).max() < ONNX_TOLERANCE
 
@@ -82,8 +84,7 @@ def test_the_second_stage_runs_only_when_asked_and_onnx_runs_it_as_torch_does():
 def test_asking_for_a_second_stage_a_checkpoint_lacks_is_a_clear_error():
     with pytest.raises(CheckpointError, match="train_refiner.py"):
         Keypointer(UDACITY_CHECKPOINT, "torch", second_stage=True)
-    with pytest.raises(CheckpointError, match="udacity"):         # fitted on the 300-W head only
-        Keypointer(DEFAULT_CHECKPOINT, "torch", markup="udacity", second_stage=True)
+    assert not Keypointer(UDACITY_CHECKPOINT, "torch", second_stage="auto").second_stage   # 'auto': none to run
 
 
 def test_dry_run_fits_on_a_slice_and_writes_nothing_and_a_bad_checkpoint_is_one_line(data_dir, tmp_path):

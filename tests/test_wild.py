@@ -1,7 +1,6 @@
 """The in-the-wild model: the command line's default, and better than the Udacity model on photographs."""
 import os
 
-import numpy as np
 import pytest
 
 import data_300w
@@ -10,7 +9,6 @@ import evaluate
 from conftest import SHIPPED_MODEL
 from keypointer import DEFAULT_CHECKPOINT, Keypointer
 import face_detector
-import pipeline
 
 LFPW_FACES = 40     # the first faces of LFPW's test set: enough to separate the two models
 
@@ -24,9 +22,9 @@ def lfpw():
 def test_the_command_line_uses_the_in_the_wild_model_by_default():
     assert detect.parse_args([]).checkpoint == DEFAULT_CHECKPOINT
     wild = Keypointer(DEFAULT_CHECKPOINT, "torch")
-    assert wild.markup == "300w" and wild.config["markups"] == ["300w", "udacity"]
+    assert wild.markup == "300w" and wild.config["markups"] == ["300w"]
     assert Keypointer(SHIPPED_MODEL, "torch").markup == "udacity"
-    assert os.path.getsize(DEFAULT_CHECKPOINT) < 10e6
+    assert os.path.getsize(DEFAULT_CHECKPOINT) < 20e6
 
 
 @pytest.mark.wild_photos
@@ -39,16 +37,3 @@ def test_in_the_wild_model_beats_the_udacity_model_on_lfpw_photographs(lfpw):
     assert scores["wild"]["detection_rate"] == scores["udacity"]["detection_rate"] > 0.95   # same detector
     assert scores["wild"]["nme"] < scores["udacity"]["nme"] - 0.003
     assert scores["wild"]["nme"] < 0.07
-
-
-@pytest.mark.wild_photos
-def test_both_heads_of_the_wild_model_place_the_same_face(lfpw):
-    """The heads learn two markups of the same 68 points: close, but systematically apart."""
-    item = lfpw[0]
-    gray = face_detector.to_gray(item["image"])
-    box = face_detector.FaceDetector()(gray)[0]
-    points = {m: pipeline.keypoints_for_boxes(gray, box[None], Keypointer(DEFAULT_CHECKPOINT, markup=m))[0]
-              for m in ("300w", "udacity")}
-    eye = np.linalg.norm(item["keypoints"][36] - item["keypoints"][45])
-    gap = np.linalg.norm(points["300w"] - points["udacity"], axis=1).mean() / eye
-    assert 0.005 < gap < 0.15
