@@ -26,7 +26,7 @@ from torchvision.transforms import v2
 import torchvision.transforms.v2.functional as F
 
 from data_files import DataError, load_image, read_keypoints_csv
-from data_files import resolve_data_dir, split_paths  # noqa: F401  (the notebooks find the data through data_load)
+from data_files import person_of, resolve_data_dir, split_by_person, split_paths  # noqa: F401  (the notebooks read the data through data_load)
 from geometry import (FRAMING_SCALE, crop_points, crop_square_array, face_square, framed_square, mirror_points,
                       normalize_keypoints)
 
