@@ -32,7 +32,8 @@ def test_a_small_fit_writes_a_checkpoint_whose_head_scores_faces(data_dir, tmp_p
     assert "AUC" in run.stdout and out.exists()
     torch_scores = Keypointer(str(out), "torch")
     assert torch_scores.scored == "face_head"
-    crops = np.random.default_rng(1).random((3, 1, 80, 80)).astype(np.float32)
+    size = torch_scores.input_size
+    crops = np.random.default_rng(1).random((3, 1, size, size)).astype(np.float32)
     np.testing.assert_allclose(Keypointer(str(out), "onnx").predict(crops)[1], torch_scores.predict(crops)[1], atol=1e-4)
 
 

@@ -95,9 +95,11 @@ def test_the_face_score_keeps_the_face_and_drops_non_faces(checkpoint, astronaut
 
 
 def test_the_onnx_graph_gives_the_same_score_as_pytorch():
-    crops = np.random.default_rng(2).random((3, 1, 80, 80)).astype(np.float32)
-    crops[0, 0, 20:60, 20:60] = 0.2
-    torch_scores = Keypointer(DEFAULT_CHECKPOINT, "torch").predict(crops)[1]
+    torch_keypointer = Keypointer(DEFAULT_CHECKPOINT, "torch")
+    size = torch_keypointer.input_size
+    crops = np.random.default_rng(2).random((3, 1, size, size)).astype(np.float32)
+    crops[0, 0, size // 4:size * 3 // 4, size // 4:size * 3 // 4] = 0.2
+    torch_scores = torch_keypointer.predict(crops)[1]
     np.testing.assert_allclose(Keypointer(DEFAULT_CHECKPOINT, "onnx").predict(crops)[1], torch_scores, atol=1e-4)
 
 
@@ -117,7 +119,8 @@ def test_a_checkpoint_without_a_face_head_scores_by_its_calibrated_spread(tmp_pa
     keypointer = Keypointer(str(tmp_path / "spread.pt"), "torch")
     assert keypointer.scored == "spread" and Keypointer(DEFAULT_CHECKPOINT, "torch").scored == "face_head"
     assert pl.detect_keypoints(astronaut, FaceDetector(), keypointer)[0]["score"] > 0.9
-    noise = torch.rand(4, 1, 80, 80, generator=torch.Generator().manual_seed(0)).numpy()
+    size = keypointer.input_size
+    noise = torch.rand(4, 1, size, size, generator=torch.Generator().manual_seed(0)).numpy()
     assert keypointer.predict(noise)[1].max() < MIN_FACE_SCORE
 
 
