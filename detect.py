@@ -38,7 +38,8 @@ import pose
 from atomic import write_atomic
 from checkpoint import CheckpointError
 from data_files import DataError, load_image
-from face_detector import DEFAULT_CASCADE, FALLBACK_CASCADE, FaceDetector, find_cascade
+from face_detector import (DEFAULT_CASCADE, FALLBACK_CASCADE, MIN_FACE, ROTATED_SEARCH_DEGREES, SEARCHES,
+                           FaceDetector, find_cascade)
 from framing import DEFAULT_MARGIN
 from keypointer import DEFAULT_CHECKPOINT, MIN_FACE_SCORE, Keypointer
 from markup import FACE_PARTS
@@ -46,8 +47,8 @@ from pipeline import DEFAULT_REFINE, REFRAME_SCALE, ROLL_ALIGN_DEGREES, detect_k
 from tracking import REDETECT_EVERY, SMOOTH_BETA, SMOOTH_MIN_CUTOFF, FaceTracker
 from video import in_background, run_camera, run_video
 
-SEARCHES = ("if-none", "always", "upright")
-ROTATED_SEARCH_DEGREES = 25.0   # the angle measured in benchmarks/detection.py (docs/experiments.md)
+STREAM_SEARCH = "upright"       # frames without a face run the detector every time: keep it cheap
+STREAMS = ("video", "camera")   # inputs whose faces are tracked, and averaged with their mirror by default
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 OUTPUT_DIR = "outputs"
 STDOUT = "-"                    # --json - writes the JSON to standard output
@@ -211,12 +212,12 @@ def run(args):
     fallback = None if args.fallback_cascade.lower() == "none" else args.fallback_cascade
 
     def face_detector(search):
-        wider = search != "upright"
-        return FaceDetector(args.cascade, args.scale_factor, args.min_neighbors, args.min_size, fallback=fallback,
-                            profile=wider, rotations=(-args.rotate, args.rotate) if wider and args.rotate else (),
-                            only_when_empty=search == "if-none")
-    detector = face_detector(args.search)
-    keypointer = Keypointer(args.checkpoint, args.backend, flip=args.flip, second_stage=args.second_stage)
+        return FaceDetector.searching(search, args.rotate, cascade=args.cascade, scale_factor=args.scale_factor,
+                                      min_neighbors=args.min_neighbors, min_face=args.min_face,
+                                      upsample=args.upsample, fallback=fallback, right_angles=args.rotations)
+    detector = face_detector(args.search or "uncovered")
+    flip = kind in STREAMS if args.flip is None else args.flip
+    keypointer = Keypointer(args.checkpoint, args.backend, flip=flip, second_stage=args.second_stage)
     align = args.align or None
 
     def detect(image):
@@ -231,9 +232,8 @@ def run(args):
         """A frame's faces for a video or camera: tracked, or detected anew with --no-track."""
         if args.no_track:
             return lambda image, seconds: detect(image)
-        # Frames without a face run the detector every time: there the wider search of
-        # --search if-none would cost 10x a frame, so streams search upright unless told 'always'.
-        searcher = detector if args.search == "always" else face_detector("upright")
+        # Frames without a face run the detector every time: streams search upright unless told otherwise.
+        searcher = face_detector(args.search or STREAM_SEARCH)
         return FaceTracker(searcher, keypointer, args.margin, args.min_score, args.redetect_every, args.smooth, align)
     failures, records = [], []
     if kind == "camera":
@@ -291,6 +291,16 @@ def cascade_option(text):
     return text
 
 
+def right_angles(text):
+    """Right angles to search besides the image as given: '90,180,270' (any of them)."""
+    angles = []
+    for part in text.split(","):
+        if part.strip() not in ("90", "180", "270"):
+            raise argparse.ArgumentTypeError(f"{text!r}: give right angles from 90, 180 and 270, comma-separated")
+        angles.append(int(part))
+    return tuple(dict.fromkeys(angles))
+
+
 def make_parser():
     number, p = cli.number, cli.Parser(description=__doc__.splitlines()[0])
     p.add_argument("input", nargs="?", help="image, folder or video (default: built-in sample)")
@@ -308,28 +318,39 @@ def make_parser():
                    help="the landmark model (default: the in-the-wild model, 300-W markup, %(default)s; "
                         "saved_models/keypointnet.pt is the course's Udacity-markup model)")
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="(default: onnx)")
-    p.add_argument("--flip", action="store_true",
-                   help="also predict on the mirrored face and average (slower, slightly more accurate)")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction,
+                   help="also predict on each mirrored face and average: on by default for videos and cameras "
+                        "(tracked jitter and error both fall, at 1.4x the landmark time), off for photos "
+                        "(LFPW test NME 0.0374 -> 0.0358, but 2x dlib's time per face; saved_models/README.md)")
     add_second_stage_options(p)
     p.add_argument("--cascade", type=cascade_option, default=DEFAULT_CASCADE,
                    help="Haar cascade: a path, or a name in detector_architectures/ or OpenCV's data")
     p.add_argument("--fallback-cascade", type=lambda t: t if t.lower() == "none" else cascade_option(t),
                    default=FALLBACK_CASCADE,
                    help="cascade tried where the first finds no face; 'none' to skip (default: %(default)s)")
-    p.add_argument("--search", choices=SEARCHES, default="if-none",
+    p.add_argument("--search", choices=SEARCHES,
                    help="where the profile cascade (both ways) and the frontal search on copies turned by "
-                        "±--rotate run besides the upright frontal search: 'if-none' (default), on images where "
-                        "it finds no face; 'always' (10x the detection time); 'upright': never. Videos and "
-                        "cameras search upright unless 'always' (benchmarks/detection.py)")
+                        "±--rotate run besides the upright frontal search: 'uncovered' (images' default), on "
+                        "every image at half the search's size, wherever no upright face was found; 'if-none', at "
+                        "full size on images where the upright search finds no face; 'always', at full size on "
+                        "every image; 'upright' (videos' and cameras' default): never. Costs: README, Detection")
     p.add_argument("--rotate", type=number(float, 0, 90), default=ROTATED_SEARCH_DEGREES, metavar="DEG",
                    help="the turned search's angle, 0 to 90; 0: none (default: %(default)s)")
+    p.add_argument("--rotations", type=right_angles, default=(), metavar="90,180,270",
+                   help="also search copies of the image turned by these right angles (a photo stored sideways "
+                        "or upside down); keypoints are on the image as given (default: none)")
     p.add_argument("--margin", type=number(float, 0, 2), default=DEFAULT_MARGIN,
                    help="ROI padding per side, fraction of the box width, 0 to 2 (default: %(default)s)")
     p.add_argument("--scale-factor", type=number(float, high=3, above=1), default=1.1,
                    help="Haar image-pyramid step, above 1 and at most 3 (default: 1.1)")
     p.add_argument("--min-neighbors", type=number(int, 0, 100), default=5,
                    help="Haar detections to confirm a face, 0 to 100 (default: 5)")
-    p.add_argument("--min-size", type=number(int, 1), default=30, help="smallest face side, pixels (default: 30)")
+    p.add_argument("--min-face", type=number(float, high=1, above=0), default=MIN_FACE, metavar="FRACTION",
+                   help="smallest face sought, as a share of the image's shorter side, above 0 and at most 1; "
+                        "never below the cascade's 24 px window unless --upsample (default: %(default)s)")
+    p.add_argument("--upsample", type=number(int, 0, 3), default=0, metavar="N",
+                   help="look for faces down to 24 / 2**N px by enlarging the image up to 2**N times, 0 to 3, "
+                        "as dlib's upsample (default: %(default)s)")
     p.add_argument("--overlay", choices=sorted(overlay.OVERLAYS),
                    help="draw this on every face instead of its keypoints, placed by them (overlay.py)")
     p.add_argument("--pose", action="store_true",

@@ -179,8 +179,8 @@ def rescue(gray, rois, keypointer, align=ROLL_ALIGN_DEGREES):
     """(keypoints, scores) for ROIs that scored too low: each looked at in a square
     RESCUE_ZOOM times wider, then framed on the keypoints found there (a misplaced box's face
     scores again; a non-face stays under it)."""
-    wide = [((x + side / 2 - RESCUE_ZOOM * side / 2, y + side / 2 - RESCUE_ZOOM * side / 2, RESCUE_ZOOM * side), 0.0)
-            for (x, y, side), _ in rois]
+    wide = [((x + side / 2 - RESCUE_ZOOM * side / 2, y + side / 2 - RESCUE_ZOOM * side / 2, RESCUE_ZOOM * side), angle)
+            for (x, y, side), angle in rois]
     keypoints, scores = keypoints_for_rois(gray, wide, keypointer, align=None)
     for _ in range(RESCUE_PASSES):
         keypoints, scores = keypoints_for_rois(gray, [keypoint_roi(kp, keypointer.framing_scale, align or 180)
@@ -194,18 +194,28 @@ def detect_keypoints(image, detector, keypointer, margin=DEFAULT_MARGIN, refine=
     'score': the landmark model's face score or None}; detections scoring under
     ``min_score`` are looked at once more (:func:`rescue`), then dropped (0: keep all)."""
     gray = to_gray(image)
-    boxes = detector(gray)
-    faces = scored_faces(gray, boxes, keypointer, margin, refine, min_score, align)
+    boxes, angles = detections(detector, gray)
+    faces = scored_faces(gray, boxes, keypointer, margin, refine, min_score, align, angles)
     if not faces and len(boxes) and getattr(detector, "only_when_empty", False) and detector.searches_wider:
         # the upright boxes held no face: search as if it had found none
-        boxes = detector(gray, wider_only=True)
-        faces = scored_faces(gray, boxes, keypointer, margin, refine, min_score, align)
+        boxes, angles = detections(detector, gray, wider_only=True)
+        faces = scored_faces(gray, boxes, keypointer, margin, refine, min_score, align, angles)
     return faces
 
 
-def scored_faces(gray, boxes, keypointer, margin, refine, min_score, align):
-    """The faces of detector boxes that score at least ``min_score`` (after :func:`rescue`)."""
-    rois = [(roi_square(b, margin), 0.0) for b in boxes]
+def detections(detector, gray, wider_only=False):
+    """(boxes, angles) from a FaceDetector, or (boxes, zeros) from any callable giving boxes."""
+    if hasattr(detector, "detect"):
+        return detector.detect(gray, wider_only) if wider_only else detector.detect(gray)
+    boxes = np.asarray(detector(gray), np.float64).reshape(-1, 4)
+    return boxes, np.zeros(len(boxes))
+
+
+def scored_faces(gray, boxes, keypointer, margin, refine, min_score, align, angles=None):
+    """The faces of detector boxes (turned clockwise by ``angles`` degrees, default upright)
+    that score at least ``min_score`` (after :func:`rescue`)."""
+    angles = np.zeros(len(boxes)) if angles is None else angles
+    rois = [(roi_square(b, margin), float(a)) for b, a in zip(boxes, angles)]
     keypoints, scores = keypoints_for_rois(gray, rois, keypointer, refine, align)
     low = [] if scores is None else [i for i, s in enumerate(scores) if s < min_score]
     if low:

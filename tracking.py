@@ -14,14 +14,14 @@ from geometry import keypoint_box
 from face_detector import to_gray
 from framing import DEFAULT_MARGIN, match_box
 from keypointer import MIN_FACE_SCORE
-from pipeline import ROLL_ALIGN_DEGREES, keypoint_roi, keypoints_for_rois, points_box, scored_faces
+from pipeline import ROLL_ALIGN_DEGREES, detections, keypoint_roi, keypoints_for_rois, points_box, scored_faces
 
 # Frames between detector runs while every face is tracked (new faces appear within this).
 REDETECT_EVERY = 30
 # One Euro defaults, measured on generated clips (benchmarks/video.py; docs/experiments.md):
 # cut-off in Hz at rest, and how fast it opens with speed (face sizes per second).
-SMOOTH_MIN_CUTOFF = 0.5
-SMOOTH_BETA = 30.0
+SMOOTH_MIN_CUTOFF = 1.0
+SMOOTH_BETA = 10.0
 SMOOTH_D_CUTOFF = 1.0
 FALLBACK_FPS = 30.0          # frame times when the caller gives none
 
@@ -100,10 +100,11 @@ class FaceTracker:
         """Start a track on every detected face that no track already covers."""
         self.detector_calls += 1
         self._since_detect = 0
-        boxes = self.detector(gray)
+        boxes, angles = detections(self.detector, gray)
         covered = [match_box(boxes, t.keypoints) for t in self.tracks]
-        new = [b for j, b in enumerate(boxes) if j not in covered]
-        for face in scored_faces(gray, new, self.keypointer, self.margin, 0, self.min_score, self.align):
+        new = [j for j in range(len(boxes)) if j not in covered]
+        for face in scored_faces(gray, boxes[new], self.keypointer, self.margin, 0, self.min_score, self.align,
+                                 angles[new]):
             self.tracks.append(Track(face["keypoints"], face["score"], self.smooth))
 
     def __call__(self, image, time=None):

@@ -151,6 +151,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1,
                    help="ONNX Runtime threads for the CNN (default: 1, as detect.py; dlib uses one)")
     add_second_stage_options(p)
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=False,
+                   help="the in-the-wild CNN also predicts on each mirrored face and averages (default: %(default)s)")
     p.add_argument("--subset", type=int, default=0, help="only the first N images of each set")
     p.add_argument("--json", help="write the table as JSON here")
     args = p.parse_args(argv)
@@ -159,8 +161,10 @@ def main(argv=None):
         sets = {"Udacity test": data_load.FacialKeypointsDataset(
                     *data_files.split_paths(data_files.resolve_data_dir(args.data_dir), "test")),
                 "LFPW test": PhotoFaces(read_sources([lfpw_dir(args.lfpw)]))}
-        wild_keypointer = Keypointer(args.checkpoint, "onnx", threads=args.threads, second_stage=args.second_stage)
-        wild = "CNN in the wild + second stage" if wild_keypointer.second_stage else "CNN in the wild, network alone"
+        wild_keypointer = Keypointer(args.checkpoint, "onnx", threads=args.threads, second_stage=args.second_stage,
+                                     flip=args.flip)
+        wild = ("CNN in the wild + second stage" if wild_keypointer.second_stage else "CNN in the wild, network alone") \
+            + (" + flip" if args.flip else "")
         cnns = {wild: wild_keypointer,
                 "CNN Udacity (Udacity markup)": Keypointer(args.udacity_checkpoint, "onnx", threads=args.threads)}
     except (data_files.DataError, CheckpointError) as e:
@@ -189,7 +193,7 @@ def main(argv=None):
         write_json(args.json, {"rows": table, "time_ratios": {n: {"loop": a, "loop_mean": m, "warm": b}
                                                               for n, (a, m, b) in ratios.items()},
                                "refine": args.refine, "threads": args.threads,
-                               "second_stage": wild_keypointer.second_stage})
+                               "second_stage": wild_keypointer.second_stage, "flip": args.flip})
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from face_detector import FaceDetector, to_gray  # noqa: E402
 from framing import match_box  # noqa: E402
 from keypointer import DEFAULT_CHECKPOINT, MIN_FACE_SCORE, Keypointer  # noqa: E402
 from pipeline import crop_roi, detect_keypoints, keypoint_roi  # noqa: E402
-from benchmarks.detection import OPTIONS, annotated_sets, face_free_images  # noqa: E402
+from benchmarks.detection import annotated_sets, face_free_images  # noqa: E402
 
 RULES = {"score (shipped)": lambda s, m, r: s,
          "min(score, mirrored)": lambda s, m, r: min(s, m),
@@ -59,7 +59,7 @@ def main(argv=None):
         data_dir = data_files.resolve_data_dir(args.data_dir)
     except data_files.DataError as e:
         sys.exit(f"error: {e}")
-    keypointer, detector = Keypointer(args.checkpoint), FaceDetector(**OPTIONS["both-if-none"][1])
+    keypointer, detector = Keypointer(args.checkpoint), FaceDetector.searching("if-none")
     faces = {name: [r for r in looks(items, detector, keypointer) if r[0]]
              for name, items in annotated_sets(data_dir, args.every).items()}
     false = looks([(image, []) for image in face_free_images(data_dir)], detector, keypointer)

@@ -6,7 +6,8 @@
 Each block sits between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``:
 ``accuracy`` from saved_models/results/benchmark.json (`make benchmark-update`), ``startup`` from
 saved_models/results/startup.json (`benchmarks/startup.py --json ...`), ``video`` from
-saved_models/results/video.json (`benchmarks/video.py --json ...`).
+saved_models/results/video.json (`benchmarks/video.py --json ...`), ``detection`` from
+saved_models/results/detection.json (`benchmarks/detection.py --json ...`).
 """
 import argparse
 import json
@@ -65,8 +66,24 @@ def video_block(video):
             + (f"; dlib per frame {figures('dlib per frame')}." if "dlib per frame" in runs else "."))
 
 
+def detection_block(detection):
+    """One row per search (with the face score) and dlib's HOG: recall, false faces, time."""
+    rows = {name: r for name, r in detection.items() if name.endswith("+ face score") or name.startswith("dlib")}
+    recalls = [k for k in next(iter(rows.values())) if k.startswith("recall")]
+    frontal = detection["--search upright"]
+    lines = ["| search | " + " | ".join(recalls) + " | false faces | ms per 640×480 frame | ms per face-free image |",
+             "|---|" + "---:|" * (len(recalls) + 3)]
+    for name, r in rows.items():
+        lines.append(f"| {name} | " + " | ".join(percent(r[k]) for k in recalls) +
+                     f" | {r['false faces']} | {r['ms per 640x480 frame']:.1f} | {r['ms per face-free image']:.1f} |")
+    lines.append("")
+    lines.append(f"The upright frontal cascade alone: {frontal['ms per 640x480 frame']:.1f} ms per 640×480 frame, "
+                 f"{frontal['ms per face-free image']:.1f} ms per face-free image (`benchmarks/detection.py`).")
+    return "\n".join(lines)
+
+
 BLOCKS = {"accuracy": ("benchmark.json", accuracy_block), "startup": ("startup.json", startup_block),
-          "video": ("video.json", video_block)}
+          "video": ("video.json", video_block), "detection": ("detection.json", detection_block)}
 
 
 def render(readme_text):

@@ -32,7 +32,7 @@ from keypointer import DEFAULT_CHECKPOINT, Keypointer  # noqa: E402
 from tracking import SMOOTH_BETA, SMOOTH_MIN_CUTOFF, FaceTracker, OneEuroFilter, face_size  # noqa: E402
 from video import frames_of, run_video  # noqa: E402
 
-SWEEP_CUTOFFS, SWEEP_BETAS = (0.1, 0.25, 0.5, 1.0, 2.0), (3.0, 10.0, 30.0, 100.0)
+SWEEP_CUTOFFS, SWEEP_BETAS = (0.1, 0.5, 1.0, 2.0), (3.0, 10.0, 20.0, 30.0, 100.0)
 
 
 class Counted:
@@ -99,10 +99,12 @@ def main(argv=None):
     p.add_argument("--data-dir", help="Udacity data, used without a 300-W copy (default: $FKP_DATA_DIR, else ./data)")
     p.add_argument("--no-dlib", action="store_true", help="leave dlib out")
     p.add_argument("--sweep", action="store_true", help="also score One Euro settings on the tracked keypoints")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
+                   help="average each face with its mirror, as detect.py does on videos (default: %(default)s)")
     p.add_argument("--json", help="write the table as JSON here")
     args = p.parse_args(argv)
     try:
-        keypointer = Keypointer(args.checkpoint, second_stage="auto")     # as detect.py runs it
+        keypointer = Keypointer(args.checkpoint, second_stage="auto", flip=args.flip)     # as detect.py runs it
         pictures = photographs(args.clips, data_files.resolve_data_dir(args.data_dir) if not data_300w.find_300w_dir()
                                else None)
     except (data_files.DataError, ValueError) as e:

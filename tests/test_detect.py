@@ -388,9 +388,9 @@ def test_the_wider_search_runs_only_where_the_upright_one_finds_no_face(monkeypa
 
     class Fooled(FaceDetector):
         """Its upright search finds only a box on the background."""
-        def __call__(self, image, wider_only=False):
-            return super().__call__(image, True) if wider_only else np.array([[400.0, 420.0, 80.0, 80.0]])
-    faces = pl.detect_keypoints(tilted, Fooled(profile=True, rotations=(-25, 25), only_when_empty=True), keypointer)
+        def detect(self, image, wider_only=False):
+            return super().detect(image, True) if wider_only else (np.array([[400.0, 420.0, 80.0, 80.0]]), np.zeros(1))
+    faces = pl.detect_keypoints(tilted, Fooled.searching("if-none"), keypointer)
     assert len(faces) == 1 and np.linalg.norm(faces[0]["keypoints"][30] - nose) < 10
 
 
@@ -399,8 +399,61 @@ def test_cli_default_search_finds_a_tilted_face_that_upright_misses(tmp_path):
     h, w = gray.shape
     cv2.imwrite(str(tmp_path / "tilted.png"), cv2.warpAffine(gray, cv2.getRotationMatrix2D((w / 2, h / 2), 25, 1.0), (w, h)))
     found = {}
-    for search in ("if-none", "upright"):
-        out = run_cli(["tilted.png", "--search", search, "--json", f"{search}.json"], tmp_path)
+    for search in ("default", "upright"):
+        out = run_cli(["tilted.png", "--json", f"{search}.json"] + (["--search", search] if search != "default" else []),
+                      tmp_path)
         assert out.returncode == 0, out.stderr
         found[search] = len(json.loads((tmp_path / f"{search}.json").read_text())["faces"])
-    assert found == {"if-none": 1, "upright": 0}
+    assert found == {"default": 1, "upright": 0}
+
+
+def face_beside_turned_face():
+    """The astronaut's face, and beside it the same face turned by 25 degrees."""
+    gray = face_detector.to_gray(detect.sample_image())
+    x, y, w, h = face_detector.FaceDetector()(gray)[0].astype(int)
+    cx, cy, r = x + w // 2, y + h // 2, int(1.3 * w)
+    crop = gray[max(0, cy - r):cy + r, cx - r:cx + r]
+    side = crop.shape[0]
+    turned = cv2.warpAffine(crop, cv2.getRotationMatrix2D((side / 2, side / 2), 25, 1.0), (side, side),
+                            borderMode=cv2.BORDER_REPLICATE)
+    return np.hstack([crop, turned]), crop.shape[1]
+
+
+def test_a_found_face_does_not_hide_a_turned_one():
+    from face_detector import FaceDetector
+    canvas, split = face_beside_turned_face()
+    keypointer = Keypointer()
+    found = {search: pl.detect_keypoints(canvas, FaceDetector.searching(search), keypointer)
+             for search in ("upright", "if-none", "uncovered")}
+    assert [len(found[s]) for s in ("upright", "if-none", "uncovered")] == [1, 1, 2]
+    turned = [f for f in found["uncovered"] if f["box"][0] > split]
+    assert len(turned) == 1 and abs(pl.roll_degrees(turned[0]["keypoints"]) + 25) < 8     # turned counter-clockwise
+
+
+def test_right_angle_search_gives_the_upright_keypoints_turned():
+    """A photo stored sideways or upside down: the face is found on a copy turned back, and
+    its keypoints land on the image as given, where the upright face's keypoints go."""
+    from face_detector import FaceDetector
+    keypointer, gray = Keypointer(), face_detector.to_gray(detect.sample_image())
+    upright = pl.detect_keypoints(gray, FaceDetector(), keypointer)[0]["keypoints"]
+    detector = FaceDetector(right_angles=(90, 180, 270))
+    points, (h, w) = upright.copy(), gray.shape
+    for turns in (1, 2, 3):
+        points, (h, w) = np.stack([points[:, 1], w - points[:, 0]], 1), (w, h)   # np.rot90's turn, in pixels
+        turned = np.ascontiguousarray(np.rot90(gray, turns))
+        assert pl.detect_keypoints(turned, FaceDetector(), keypointer) == []
+        faces = pl.detect_keypoints(turned, detector, keypointer)
+        assert len(faces) == 1
+        assert np.abs(faces[0]["keypoints"] - points).max() < 3, turns
+
+
+def test_minimum_face_is_relative_and_upsampling_finds_smaller_faces():
+    from face_detector import FaceDetector
+    detector = FaceDetector()
+    assert detector.search_scale((3000, 4000)) == pytest.approx(24 / 150)     # 5 % of 3000 px: 150 px
+    assert detector.search_scale((480, 640)) == 1 == detector.search_scale((100, 100))
+    assert FaceDetector(upsample=2).search_scale((100, 100)) == 4
+    small = cv2.resize(face_detector.to_gray(detect.sample_image()), (102, 102), interpolation=cv2.INTER_AREA)
+    assert len(detector(small)) == 0                      # a 19 px face: under the cascade's window
+    faces = pl.detect_keypoints(small, FaceDetector(upsample=1), Keypointer())
+    assert len(faces) == 1 and 15 < faces[0]["box"][2] < 30

@@ -125,6 +125,8 @@ def bad_values(action):
         return ["0.5", "-1"]
     if kind is evaluate.degradation_option:
         return ["blur=x", "nonsense"]
+    if kind is detect.right_angles:
+        return ["45", "90,x", ""]
     if getattr(kind, "__name__", "") in ("parse", "<lambda>") or kind in (detect.smooth_option, train.json_object):
         return ["x.txt"] if action.dest in ("json", "ced") else ["nonsense"]
     return []
