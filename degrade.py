@@ -4,8 +4,9 @@ Each degradation maps a uint8 image (H x W or H x W x 3) to one of the same shap
 type; keypoints never move. ``RandomDegrade`` draws one at random while training (on the
 80 px crop); ``evaluate.py --degrade NAME=LEVEL`` applies one at a fixed level to every
 raw test image before the pipeline, to measure how the model holds up on worse images.
-``gamma`` (a dark exposure) is deliberately not among the training ones, so the
-robustness table has one family the model never trained on.
+``gamma`` (a dark exposure) and the lighting ones (``backlight``, ``uneven``, ``cast``)
+are deliberately not among the training ones, so the robustness table has families the
+model never trained on.
 """
 import random
 
@@ -49,7 +50,39 @@ def gamma(image, value):
     return cv2.LUT(image, table)
 
 
-DEGRADATIONS = {"blur": blur, "noise": noise, "jpeg": jpeg, "lowres": low_resolution, "gamma": gamma}
+def _gain(image, gain):
+    """Each pixel times its gain (H x W), clipped: light that varies over the image."""
+    lit = image.astype(np.float32) * (gain[..., None] if image.ndim == 3 else gain)
+    return np.clip(lit + 0.5, 0, 255).astype(np.uint8)
+
+
+def backlight(image, stops):
+    """Light from behind the subject: the corners ``stops`` brighter than the centre, which
+    darkens by a third of that (a bright window or sky behind a dark face; highlights clip)."""
+    h, w = image.shape[:2]
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = np.hypot((x + 0.5) / w - 0.5, (y + 0.5) / h - 0.5) / np.hypot(0.5, 0.5)     # 0 centre, 1 corners
+    return _gain(image, 2.0 ** (stops * (r - 1 / 3)))
+
+
+def uneven(image, stops):
+    """Light from one side: the image's right ``stops`` brighter than its left."""
+    w = image.shape[1]
+    ramp = (np.arange(w, dtype=np.float32) + 0.5) / w - 0.5
+    return _gain(image, np.broadcast_to(2.0 ** (stops * ramp), image.shape[:2]))
+
+
+def colour_cast(image, strength):
+    """A warm cast (tungsten light): red times 1 + ``strength``, blue times 1 - ``strength``.
+    The network sees gray, so a cast reaches it through the gray weights; a gray image is unchanged."""
+    if image.ndim == 2:
+        return image.copy()
+    gains = np.array([1 + strength, 1.0, 1 - strength], np.float32)[:image.shape[2]]
+    return np.clip(image.astype(np.float32) * gains + 0.5, 0, 255).astype(np.uint8)
+
+
+DEGRADATIONS = {"blur": blur, "noise": noise, "jpeg": jpeg, "lowres": low_resolution, "gamma": gamma,
+                "backlight": backlight, "uneven": uneven, "cast": colour_cast}
 
 
 def parse(spec):

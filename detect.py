@@ -11,8 +11,9 @@ The default model is the in-the-wild one (saved_models/keypointnet_wild.pt, 300-
 ``--checkpoint saved_models/keypointnet.pt`` is the course's Udacity-markup model.
 
 Pipeline (one short function, pipeline.detect_keypoints): Haar cascade (a second one
-where the first finds nothing; where neither does, the profile cascade and the frontal one
-on turned copies: --search) -> box padded by a margin -> square crop, the framing the
+where the first finds nothing; on a reduced copy, the profile cascade and the frontal one
+on turned copies wherever no upright face was found: --search) -> box padded by a margin,
+turned as the search found it -> square crop, the framing the
 model was trained on -> CNN (all faces as one batch) -> keypoints mapped back into
 original-image pixels; a face rolled past --align degrees, or framed 1.2x too large or
 small (pipeline.REFRAME_SCALE), is cut again on its keypoints, upright, and detections the

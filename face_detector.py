@@ -14,9 +14,10 @@ FALLBACK_CASCADE = "haarcascade_frontalface_alt2.xml"
 # OpenCV's profile cascade finds faces turned to the image's right; the mirrored image gives the others.
 PROFILE_CASCADE = "haarcascade_profileface.xml"
 NMS_IOU = 0.3       # detections overlapping more than this (intersection over union) are one face
-# The smallest face sought, as a share of the image's shorter side (24 px on a 640x480 frame,
-# 150 px on a 4000x3000 photo): the search costs about the same on any image size.
-MIN_FACE = 0.05
+# The smallest face sought, as a share of the image's shorter side: 30 px on a 640x480 frame
+# (the smallest face of the fixed-size search before it), 190 px on a 4000x3000 photo. The
+# search then costs about the same on any image size.
+MIN_FACE = 0.0625
 # Searches for faces that are not upright and frontal (docs/experiments.md, "detection"):
 # 'uncovered' runs the profile cascade (both ways) and the frontal cascade on copies turned by
 # +-ROTATED_SEARCH_DEGREES on every image, on a copy WIDER_SCALE times the search's size with

@@ -20,8 +20,8 @@ from pipeline import ROLL_ALIGN_DEGREES, detections, keypoint_roi, keypoints_for
 REDETECT_EVERY = 30
 # One Euro defaults, measured on generated clips (benchmarks/video.py; docs/experiments.md):
 # cut-off in Hz at rest, and how fast it opens with speed (face sizes per second).
-SMOOTH_MIN_CUTOFF = 1.0
-SMOOTH_BETA = 10.0
+SMOOTH_MIN_CUTOFF = 0.5
+SMOOTH_BETA = 20.0
 SMOOTH_D_CUTOFF = 1.0
 FALLBACK_FPS = 30.0          # frame times when the caller gives none
 

@@ -137,6 +137,23 @@ def make_loaders(cfg):
             torch.utils.data.DataLoader(val_set, shuffle=False, **common))
 
 
+def comparable_loaders(cfg, faces=500):
+    """(loader over ``faces`` training faces, validation loader), both framed and transformed as
+    validation is (no augmentation): losses on comparable terms. The training loss logged per
+    epoch is on augmented, degraded, detector-framed crops, so it is no measure of over-fitting."""
+    train_set, val_set = parse_sets(cfg)
+    every = max(1, len(train_set) // faces)
+    train_set.transform = data_load.eval_transform(cfg.input_size)
+    fixed = torch.utils.data.Subset(train_set, range(0, len(train_set), every)[:faces])
+    return (torch.utils.data.DataLoader(fixed, batch_size=cfg.batch_size),
+            torch.utils.data.DataLoader(val_set, batch_size=cfg.batch_size))
+
+
+def parse_sets(cfg):
+    """(train, validation) datasets of the first dataset ``cfg`` names."""
+    return {"udacity": udacity_sets, "300w": wild_sets}[parse_datasets(cfg.datasets)[0]](cfg)
+
+
 def _seed_worker(worker_id):
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)

@@ -18,23 +18,29 @@ def to_display(image):
     return np.asarray(image)
 
 
+def image_size(image):
+    """(height, width) of a tensor (C, H, W) or an array (H, W[, C])."""
+    return tuple(int(v) for v in (image.shape[-2:] if isinstance(image, torch.Tensor) else image.shape[:2]))
+
+
 def show_keypoints(ax, image, keypoints=None, truth=None, normalized=False, title=None, sides=False):
-    """Image with predicted (magenta) and ground-truth (green) keypoints.
+    """Image with predicted (magenta) and ground-truth (green) keypoints: the colour code of
+    every notebook.
 
     ``normalized``: keypoints are in the [-1, 1] frame of the (square) image.
-    ``sides``: colour the predicted points of the subject's right side (the image's left)
-    orange and of the left side blue (SIDE_COLOURS); the midline stays white.
+    ``sides``: colour the points of the subject's right side (the image's left) orange and of
+    the left side blue (SIDE_COLOURS) instead; the midline stays white.
     """
     image = to_display(image)
     ax.imshow(image, cmap="gray" if image.ndim == 2 else None)
     size = image.shape[1]
-    for points, style, predicted in ((truth, dict(c="lime", s=10), False), (keypoints, dict(c="magenta", s=10), True)):
+    for points, style in ((truth, dict(c="lime", s=10)), (keypoints, dict(c="magenta", s=10))):
         if points is None:
             continue
         points = np.asarray(points, np.float32).reshape(-1, 2)
         if normalized:
             points = denormalize_keypoints(points, size)
-        if sides and predicted:
+        if sides:
             colours = np.full(len(points), "white", object)
             colours[RIGHT_SIDE] = SIDE_COLOURS["right"]
             colours[LEFT_SIDE] = SIDE_COLOURS["left"]

@@ -25,8 +25,8 @@ CANDIDATES = {  # name: (arch, input size, constructor arguments, description)
     "smallnet": ("smallnet", 96, {}, "3 conv (BN) + 2 FC"),
     "naimishnet": ("naimishnet", 96, {}, "NaimishNet as published: 4 conv + 3 FC"),
     "net": ("net", 96, {}, "Net: NaimishNet-style with BN, 4 conv + 2 FC"),
-    "keypointnet": ("keypointnet", 112, {}, "KeypointNet: 10 separable conv + 2 FC"),
-    "heatmapnet": ("heatmapnet", 112, {"width": [32, 64, 128, 256], "neck": 64},
+    "keypointnet": ("keypointnet", 96, {}, "KeypointNet: 10 separable conv + 2 FC"),
+    "heatmapnet": ("heatmapnet", 96, {"width": [32, 64, 128, 256], "neck": 64},
                    "HeatmapNet: separable conv + pyramid + soft-argmax, no FC"),
     "resnet18": ("resnet18", 96, {}, "ResNet18 from random initialisation (torchvision, 1-channel stem, FC head)"),
 }

@@ -71,7 +71,8 @@ def detection_block(detection):
     rows = {name: r for name, r in detection.items() if name.endswith("+ face score") or name.startswith("dlib")}
     recalls = [k for k in next(iter(rows.values())) if k.startswith("recall")]
     frontal = detection["--search upright"]
-    lines = ["| search | " + " | ".join(recalls) + " | false faces | ms per 640×480 frame | ms per face-free image |",
+    header = [k.replace("|", "\\|") for k in recalls]          # "|yaw|" inside a Markdown table
+    lines = ["| search | " + " | ".join(header) + " | false faces | ms per 640×480 frame | ms per face-free image |",
              "|---|" + "---:|" * (len(recalls) + 3)]
     for name, r in rows.items():
         lines.append(f"| {name} | " + " | ".join(percent(r[k]) for k in recalls) +

@@ -21,8 +21,8 @@ from evaluate import cnn_pipeline, load_test_split, run_on_face, score  # noqa: 
 from keypointer import UDACITY_CHECKPOINT, Keypointer  # noqa: E402
 
 # Levels in the raw image's pixels and gray levels (test faces: outer eyes 15-121 px
-# apart, median 43). gamma is the one family RandomDegrade never trains on.
-CONDITIONS = ["blur=2", "noise=15", "jpeg=15", "lowres=0.5", "gamma=2.5"]
+# apart, median 43); lighting in stops. gamma and the lighting families are never trained on.
+CONDITIONS = ["blur=2", "noise=15", "jpeg=15", "lowres=0.5", "gamma=2.5", "backlight=3", "uneven=3", "cast=0.5"]
 
 
 def robustness(data_dir, checkpoints, conditions, subset=0):

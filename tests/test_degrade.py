@@ -11,7 +11,8 @@ def mid_gray(shape=(64, 64, 3), value=128):
     return np.full(shape, value, np.uint8)
 
 
-@pytest.mark.parametrize("name,level", [("blur", 1.5), ("noise", 8), ("jpeg", 20), ("lowres", 0.5), ("gamma", 2)])
+@pytest.mark.parametrize("name,level", [("blur", 1.5), ("noise", 8), ("jpeg", 20), ("lowres", 0.5), ("gamma", 2),
+                                        ("backlight", 3), ("uneven", 2), ("cast", 0.4)])
 @pytest.mark.parametrize("shape", [(40, 56), (40, 56, 3)])
 def test_every_degradation_keeps_shape_and_type(name, level, shape):
     image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
@@ -22,6 +23,17 @@ def test_every_degradation_keeps_shape_and_type(name, level, shape):
 def test_gamma_known_values():
     out = degrade.gamma(np.array([[0, 128, 255]], np.uint8), 2.0)
     assert out.tolist() == [[0, 64, 255]]            # 255 * (128 / 255) ** 2 = 64.25
+
+
+def test_lighting_falls_where_it_should():
+    flat = mid_gray((60, 80))
+    back = degrade.backlight(flat, 3).astype(int)
+    assert 60 <= back[30, 40] <= 68 and back[0, 0] == back[59, 79] == 255   # centre a stop down, corners clipped
+    side = degrade.uneven(flat, 2).astype(int)
+    assert (np.diff(side[0]) >= 0).all() and side[0, 0] < 128 - 40 and side[0, -1] > 128 + 80
+    assert np.array_equal(side[0], side[-1])                               # the same down every column
+    warm = degrade.colour_cast(mid_gray(), 0.5)[0, 0].tolist()
+    assert warm == [192, 128, 64] and np.array_equal(degrade.colour_cast(flat, 0.5), flat)
 
 
 def test_blur_and_jpeg_leave_a_flat_image_flat():

@@ -450,10 +450,25 @@ def test_right_angle_search_gives_the_upright_keypoints_turned():
 def test_minimum_face_is_relative_and_upsampling_finds_smaller_faces():
     from face_detector import FaceDetector
     detector = FaceDetector()
-    assert detector.search_scale((3000, 4000)) == pytest.approx(24 / 150)     # 5 % of 3000 px: 150 px
-    assert detector.search_scale((480, 640)) == 1 == detector.search_scale((100, 100))
+    assert detector.search_scale((3000, 4000)) == pytest.approx(24 / 187.5)   # 1/16 of 3000 px
+    assert detector.search_scale((480, 640)) == pytest.approx(24 / 30)        # 30 px on a 640x480 frame
+    assert detector.search_scale((100, 100)) == 1                             # never under the 24 px window
     assert FaceDetector(upsample=2).search_scale((100, 100)) == 4
     small = cv2.resize(face_detector.to_gray(detect.sample_image()), (102, 102), interpolation=cv2.INTER_AREA)
     assert len(detector(small)) == 0                      # a 19 px face: under the cascade's window
     faces = pl.detect_keypoints(small, FaceDetector(upsample=1), Keypointer())
     assert len(faces) == 1 and 15 < faces[0]["box"][2] < 30
+
+
+@pytest.mark.parametrize("angle", [-45, 15, 90])
+def test_a_turned_test_image_keeps_its_points_on_their_pixels(angle):
+    """benchmarks/rotation.py turns images and annotations together, in the project's pixel
+    convention (pixel i covers [i, i + 1))."""
+    from benchmarks.rotation import turned
+    image = np.zeros((60, 80), np.uint8)
+    image[10:13, 20:23] = 255                              # a bright 3x3 patch centred on (21.5, 11.5)
+    out, points = turned(image, np.array([[21.5, 11.5]]), angle)
+    ys, xs = np.nonzero(out > 128)
+    weights = out[ys, xs].astype(float)
+    centre = np.array([(xs * weights).sum(), (ys * weights).sum()]) / weights.sum() + 0.5
+    assert np.abs(centre - points[0]).max() < 0.3
