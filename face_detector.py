@@ -28,6 +28,7 @@ SEARCHES = ("uncovered", "if-none", "always", "upright")
 ROTATED_SEARCH_DEGREES = 25.0
 WIDER_SCALE, WIDER_SCALE_FACTOR = 0.4, 1.15
 
+
 def find_cascade(name):
     """A cascade file: a path, a name in detector_architectures/, or one OpenCV bundles."""
     for path in (name, os.path.join(CASCADE_DIR, name), os.path.join(cv2.data.haarcascades, name)):

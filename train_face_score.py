@@ -1,7 +1,7 @@
 """Fit a heatmap net's face/no-face head: the face score the pipeline and tracker use.
 
     python train_face_score.py                                  # the in-the-wild model, in place
-    python train_face_score.py --checkpoint saved_models/keypointnet.pt
+    python train_face_score.py --checkpoint saved_models/keypointnet.pt --haar-upsample 1
     python train_face_score.py --dry-run                        # a few images, nothing written
 
 The network stays as it is. Crops of the training images are cut where the faces are (the
@@ -25,6 +25,7 @@ import data_files
 import data_load
 import geometry
 from checkpoint import CheckpointError, add_fitted_part, load_model
+from cli import number
 from face_detector import FaceDetector, to_gray
 from framing import roi_square
 from pipeline import crop_roi
@@ -32,6 +33,9 @@ from pipeline import crop_roi
 POSITIVES_PER_FACE = 2
 NEGATIVES_PER_IMAGE = 4
 HAAR_MIN_NEIGHBORS = 2      # a loose cascade: many false detections, the hard negatives
+# --haar-upsample N: the loose cascade also searches the frames enlarged up to 2**N times, so
+# smaller false faces (hands, folds of cloth) count too; 0 was the in-the-wild head's recipe
+HAAR_UPSAMPLE = 0
 MAX_TURN = 25.0              # degrees: faces as tilted as the roll alignment leaves them, and more
 FRAMING_JITTER = (0.1, 1.6, 2.1)    # centre shift (face sides) and square side range: detector-like framings
 L2 = 1e-3                    # ridge penalty on the standardized features
@@ -89,7 +93,7 @@ def synthetic_crop(size, rng):
     return np.clip(canvas, 0, 255).astype(np.uint8)
 
 
-def collect(data_dir, size, limit, rng):
+def collect(data_dir, size, limit, rng, haar_upsample=HAAR_UPSAMPLE):
     """[(image id, crop, label)] from Udacity's training images and 300-W's training folders."""
     sources = []
     train = data_load.FacialKeypointsDataset(*data_files.split_paths(data_dir, "train"))
@@ -100,7 +104,7 @@ def collect(data_dir, size, limit, rng):
         sources += [("300w", i, photos.image, photos.keypoints[i]) for i in range(len(photos))]
     if limit:
         sources = [sources[i] for i in rng.choice(len(sources), min(limit, len(sources)), replace=False)]
-    haar = FaceDetector(min_neighbors=HAAR_MIN_NEIGHBORS, fallback=None)
+    haar = FaceDetector(min_neighbors=HAAR_MIN_NEIGHBORS, fallback=None, min_face=0, upsample=haar_upsample)
     rows = []
     for n, (kind, i, image, keypoints) in enumerate(sources):
         gray = to_gray(image(i))
@@ -155,6 +159,8 @@ def main(argv=None):
     p.add_argument("--out", help="where the checkpoint with its face head goes (default: in place)")
     p.add_argument("--data-dir", help="Udacity data (default: $FKP_DATA_DIR, else ./data)")
     p.add_argument("--images", type=int, default=0, help="use this many training images (default: all)")
+    p.add_argument("--haar-upsample", type=number(int, 0, 3), default=HAAR_UPSAMPLE, metavar="N",
+                   help="hard negatives from the loose cascade on frames enlarged up to 2**N times (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     p.add_argument("--dry-run", action="store_true", help="40 images, everything but the write")
     args = p.parse_args(argv)
@@ -166,7 +172,7 @@ def main(argv=None):
         sys.exit(f"error: {e}")
     if not hasattr(model, "heatmaps_and_features"):
         sys.exit(f"error: {args.checkpoint}: not a heatmap model")
-    rows = collect(data_dir, config["model"]["input_size"], 40 if args.dry_run else args.images, rng)
+    rows = collect(data_dir, config["model"]["input_size"], 40 if args.dry_run else args.images, rng, args.haar_upsample)
     ids = sorted({r[0] for r in rows})
     held_out = {ids[i] for i in rng.choice(len(ids), max(1, int(VAL_FRACTION * len(ids))), replace=False)}
     x, y = features(model, [r[1] for r in rows]), np.array([r[2] for r in rows])

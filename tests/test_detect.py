@@ -453,7 +453,7 @@ def test_minimum_face_is_relative_and_upsampling_finds_smaller_faces():
     assert detector.search_scale((3000, 4000)) == pytest.approx(24 / 187.5)   # 1/16 of 3000 px
     assert detector.search_scale((480, 640)) == pytest.approx(24 / 30)        # 30 px on a 640x480 frame
     assert detector.search_scale((100, 100)) == 1                             # never under the 24 px window
-    assert FaceDetector(upsample=2).search_scale((100, 100)) == 4
+    assert FaceDetector(upsample=2).search_scale((60, 60)) == 4                 # enlarged at most 2 ** 2 times
     small = cv2.resize(face_detector.to_gray(detect.sample_image()), (102, 102), interpolation=cv2.INTER_AREA)
     assert len(detector(small)) == 0                      # a 19 px face: under the cascade's window
     faces = pl.detect_keypoints(small, FaceDetector(upsample=1), Keypointer())

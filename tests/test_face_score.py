@@ -44,3 +44,24 @@ def test_dry_run_writes_nothing_and_a_bad_checkpoint_is_one_line(data_dir, tmp_p
     bad = subprocess.run([sys.executable, "train_face_score.py", "--checkpoint", str(tmp_path / "none.pt")],
                          cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stderr.strip().count("\n") == 0 and "not found" in bad.stderr
+
+
+def test_upsampled_mining_adds_smaller_false_faces(data_dir):
+    import data_files
+    import data_load
+    from face_detector import FaceDetector, to_gray
+    from framing import roi_square
+    train = data_load.FacialKeypointsDataset(*data_files.split_paths(data_dir, "train"))
+    found = {}
+    for upsample in (0, 1):
+        haar = FaceDetector(min_neighbors=tfs.HAAR_MIN_NEIGHBORS, fallback=None, min_face=0, upsample=upsample)
+        found[upsample] = [box for i in range(0, 400, 20) for box in haar(to_gray(train.image(i)))
+                           if not tfs.overlaps(roi_square(box), train.keypoints[i])]
+    assert len(found[1]) > len(found[0]) > 0
+    assert min(b[2] for b in found[1]) < haar.window <= min(b[2] for b in found[0])
+
+
+def test_a_bad_upsample_is_refused_before_anything_loads(tmp_path):
+    run = subprocess.run([sys.executable, "train_face_score.py", "--haar-upsample", "9", "--checkpoint", str(tmp_path / "none.pt")],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 2 and "--haar-upsample" in run.stderr and "not found" not in run.stderr
