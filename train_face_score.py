@@ -33,9 +33,7 @@ from pipeline import crop_roi
 POSITIVES_PER_FACE = 2
 NEGATIVES_PER_IMAGE = 4
 HAAR_MIN_NEIGHBORS = 2      # a loose cascade: many false detections, the hard negatives
-# --haar-upsample N: the loose cascade also searches the frames enlarged up to 2**N times, so
-# smaller false faces (hands, folds of cloth) count too; 0 was the in-the-wild head's recipe
-HAAR_UPSAMPLE = 0
+HAAR_UPSAMPLE = 0           # --haar-upsample: 0 is the in-the-wild head's recipe (docs/experiments.md)
 MAX_TURN = 25.0              # degrees: faces as tilted as the roll alignment leaves them, and more
 FRAMING_JITTER = (0.1, 1.6, 2.1)    # centre shift (face sides) and square side range: detector-like framings
 L2 = 1e-3                    # ridge penalty on the standardized features
@@ -93,6 +91,12 @@ def synthetic_crop(size, rng):
     return np.clip(canvas, 0, 255).astype(np.uint8)
 
 
+def hard_negative_detector(upsample=HAAR_UPSAMPLE):
+    """The loose cascade that mines false faces: every size down to its window (the relative
+    minimum face would skip the small ones), on frames enlarged up to ``2 ** upsample`` times."""
+    return FaceDetector(min_neighbors=HAAR_MIN_NEIGHBORS, fallback=None, min_face=0, upsample=upsample)
+
+
 def collect(data_dir, size, limit, rng, haar_upsample=HAAR_UPSAMPLE):
     """[(image id, crop, label)] from Udacity's training images and 300-W's training folders."""
     sources = []
@@ -104,7 +108,7 @@ def collect(data_dir, size, limit, rng, haar_upsample=HAAR_UPSAMPLE):
         sources += [("300w", i, photos.image, photos.keypoints[i]) for i in range(len(photos))]
     if limit:
         sources = [sources[i] for i in rng.choice(len(sources), min(limit, len(sources)), replace=False)]
-    haar = FaceDetector(min_neighbors=HAAR_MIN_NEIGHBORS, fallback=None, min_face=0, upsample=haar_upsample)
+    haar = hard_negative_detector(haar_upsample)
     rows = []
     for n, (kind, i, image, keypoints) in enumerate(sources):
         gray = to_gray(image(i))

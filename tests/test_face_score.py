@@ -49,12 +49,12 @@ def test_dry_run_writes_nothing_and_a_bad_checkpoint_is_one_line(data_dir, tmp_p
 def test_upsampled_mining_adds_smaller_false_faces(data_dir):
     import data_files
     import data_load
-    from face_detector import FaceDetector, to_gray
+    from face_detector import to_gray
     from framing import roi_square
     train = data_load.FacialKeypointsDataset(*data_files.split_paths(data_dir, "train"))
     found = {}
     for upsample in (0, 1):
-        haar = FaceDetector(min_neighbors=tfs.HAAR_MIN_NEIGHBORS, fallback=None, min_face=0, upsample=upsample)
+        haar = tfs.hard_negative_detector(upsample)
         found[upsample] = [box for i in range(0, 400, 20) for box in haar(to_gray(train.image(i)))
                            if not tfs.overlaps(roi_square(box), train.keypoints[i])]
     assert len(found[1]) > len(found[0]) > 0
