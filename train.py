@@ -98,6 +98,10 @@ class TrainConfig:
     device: str = "auto"          # auto | cpu | cuda
     dry_run: bool = False         # a few batches of one epoch, to check the plumbing
     resume: bool = False          # continue from out_dir/last.pt
+    init: str = ""                # start from this checkpoint's network weights, e.g. a net trained
+                                  # at a smaller --input-size fine-tuned at a larger one
+                                  # (progressive resizing); the architecture must match; its
+                                  # fitted face head and second stage are left out
 
 
 # The range of every numeric knob, checked while parsing (cli.number's low, high, above)
@@ -247,6 +251,21 @@ def set_rng_state(state, loader):
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
 
 
+def load_network_weights(model, path):
+    """Copy a checkpoint's network weights into ``model`` (--init): every tensor of the model
+    must be there with the same shape; parts fitted after training (the face head, the second
+    stage) are not copied. The input size may differ: the nets are fully convolutional."""
+    state = load_checkpoint(path)["model"]
+    own = model.state_dict()
+    fitted = ("face_head.", "refiner.")
+    missing = [k for k in own if k not in state and not k.startswith(fitted)]
+    wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or wrong:
+        raise ValueError(f"--init {path}: not the same network (missing {missing[:2]}, "
+                         f"other shapes {wrong[:2]}); give the same --arch and --model-kwargs")
+    model.load_state_dict({k: state.get(k, v) for k, v in own.items()})
+
+
 def pick_device(name):
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -272,6 +291,9 @@ def train(cfg):
     model = models.build_model(run_config["model"])
     if cfg.pretrained and not cfg.resume:
         models.load_imagenet_weights(model, architecture(cfg))
+    if cfg.init and not cfg.resume:
+        load_network_weights(model, cfg.init)
+        log(f"started from {cfg.init}'s weights")
     if cfg.freeze_backbone:
         model.freeze_backbone()
     model = model.to(device)
@@ -376,6 +398,8 @@ def parse_args(argv=None):
         parser.error(f"--scale-min {cfg.scale_min} is above --scale-max {cfg.scale_max}")
     if os.path.isfile(cfg.out_dir):
         parser.error(f"--out-dir {cfg.out_dir}: an existing file, not a folder")
+    if cfg.init and not os.path.isfile(cfg.init):
+        parser.error(f"--init {cfg.init}: no such checkpoint")
     if cfg.resume and not os.path.isfile(os.path.join(cfg.out_dir, "last.pt")):
         parser.error(f"--resume: no {os.path.join(cfg.out_dir, 'last.pt')} to resume from")
     try:

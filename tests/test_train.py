@@ -225,3 +225,22 @@ def test_the_model_config_draws_nothing_from_the_random_generator():
     torch.manual_seed(0)
     train.model_config(train.TrainConfig())
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_init_starts_a_larger_input_from_a_trained_nets_weights(short_run, data_dir, tmp_path, capsys):
+    small = dict(arch="heatmapnet", model_kwargs={"neck": 16}, epochs=1, subset=64)
+    train.train(config(data_dir, tmp_path / "64", **small))                    # at 64 px
+    trained = load_checkpoint(str(tmp_path / "64" / "best.pt"))["model"]
+    model = models.build_model(train.model_config(config(data_dir, tmp_path, input_size=80, **small)))
+    train.load_network_weights(model, str(tmp_path / "64" / "best.pt"))
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, trained[key]), key
+    history = train.train(config(data_dir, tmp_path / "80", input_size=80, init=str(tmp_path / "64" / "best.pt"), **small))
+    assert load_checkpoint(str(tmp_path / "80" / "best.pt"))["config"]["model"]["input_size"] == 80
+    assert np.isfinite(history[0]["val_nme"])
+    refused_while_parsing(["--data-dir", data_dir, "--out-dir", str(tmp_path), "--dry-run", "--init", str(tmp_path / "no.pt")],
+                          "--init .*no such checkpoint", capsys)
+    out, _ = short_run        # keypointnet: its fully connected layer's size depends on the input
+    with pytest.raises(SystemExit, match="not the same network"):
+        train.main(["--data-dir", data_dir, "--out-dir", str(tmp_path / "other"), "--dry-run", "--subset", "32",
+                    "--num-workers", "0", "--arch", "keypointnet", "--input-size", "80", "--init", str(out / "best.pt")])
