@@ -400,6 +400,8 @@ def parse_args(argv=None):
         parser.error(f"--out-dir {cfg.out_dir}: an existing file, not a folder")
     if cfg.init and not os.path.isfile(cfg.init):
         parser.error(f"--init {cfg.init}: no such checkpoint")
+    if cfg.init and cfg.pretrained:
+        parser.error("--init and --pretrained both set the starting weights: give one")
     if cfg.resume and not os.path.isfile(os.path.join(cfg.out_dir, "last.pt")):
         parser.error(f"--resume: no {os.path.join(cfg.out_dir, 'last.pt')} to resume from")
     try:

@@ -240,6 +240,8 @@ def test_init_starts_a_larger_input_from_a_trained_nets_weights(short_run, data_
     assert np.isfinite(history[0]["val_nme"])
     refused_while_parsing(["--data-dir", data_dir, "--out-dir", str(tmp_path), "--dry-run", "--init", str(tmp_path / "no.pt")],
                           "--init .*no such checkpoint", capsys)
+    refused_while_parsing(["--data-dir", data_dir, "--out-dir", str(tmp_path), "--dry-run", "--backbone", "resnet18",
+                           "--pretrained", "--init", str(tmp_path / "64" / "best.pt")], "--init and --pretrained", capsys)
     out, _ = short_run        # keypointnet: its fully connected layer's size depends on the input
     with pytest.raises(SystemExit, match="not the same network"):
         train.main(["--data-dir", data_dir, "--out-dir", str(tmp_path / "other"), "--dry-run", "--subset", "32",
