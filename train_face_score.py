@@ -39,8 +39,9 @@ FRAMING_JITTER = (0.1, 1.6, 2.1)    # centre shift (face sides) and square side 
 L2 = 1e-3                    # ridge penalty on the standardized features
 SYNTHETIC_NEGATIVES = 4000  # drawn non-faces: blobs, discs and rings over smooth noise
 VAL_FRACTION = 0.1
-# The operating point: the head's bias is shifted so that score 0.5 (keypointer.MIN_FACE_SCORE)
-# keeps this share of the held-out faces; the rest of the margin goes to rejecting non-faces.
+# The operating point (--face-recall): the head's bias is shifted so that score 0.5
+# (keypointer.MIN_FACE_SCORE) keeps this share of the held-out faces; the rest of the margin goes
+# to rejecting non-faces.
 FACE_RECALL = 0.995
 BATCH = 256
 WILD_FOLDERS = ("afw", "helen/trainset", "lfpw/trainset")
@@ -151,6 +152,11 @@ def fit_logistic(x, y, l2=L2, steps=200):
     return w / std, b - float((w * mean / std).sum())
 
 
+def operating_point(face_logits, recall):
+    """The logit that keeps ``recall`` of the faces at or above it: the shift that puts score 0.5 there."""
+    return float(np.quantile(face_logits, 1 - recall, method="lower"))
+
+
 def auc(scores, labels):
     pos, neg = scores[labels == 1], scores[labels == 0]
     return float((pos[:, None] > neg[None]).mean() + 0.5 * (pos[:, None] == neg[None]).mean())
@@ -165,6 +171,9 @@ def main(argv=None):
     p.add_argument("--images", type=int, default=0, help="use this many training images (default: all)")
     p.add_argument("--haar-upsample", type=number(int, 0, 3), default=HAAR_UPSAMPLE, metavar="N",
                    help="hard negatives from the loose cascade on frames enlarged up to 2**N times (default: %(default)s)")
+    p.add_argument("--face-recall", type=number(float, 0.9, 1.0), default=FACE_RECALL, metavar="R",
+                   help="keep this share of the held-out faces at score 0.5; higher keeps more faces and "
+                        "drops fewer non-faces (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     p.add_argument("--dry-run", action="store_true", help="40 images, everything but the write")
     args = p.parse_args(argv)
@@ -183,7 +192,7 @@ def main(argv=None):
     val = np.array([r[0] in held_out for r in rows])
     weights, bias = fit_logistic(x[~val], y[~val])
     logit = x[val] @ weights + bias
-    shift = float(np.quantile(logit[y[val] == 1], 1 - FACE_RECALL))     # where score 0.5 goes
+    shift = operating_point(logit[y[val] == 1], args.face_recall)     # where score 0.5 goes
     print(f"{len(rows)} crops ({y.sum()} faces) from {len(ids)} images; held out {val.sum()} crops of "
           f"{len(held_out)} images: AUC {auc(logit, y[val]):.4f}; at the operating point (logit {shift:.2f}) "
           f"faces kept {(logit[y[val] == 1] >= shift).mean():.4f}, non-faces dropped {(logit[y[val] == 0] < shift).mean():.4f}")

@@ -65,3 +65,18 @@ def test_a_bad_upsample_is_refused_before_anything_loads(tmp_path):
     run = subprocess.run([sys.executable, "train_face_score.py", "--haar-upsample", "9", "--checkpoint", str(tmp_path / "none.pt")],
                          cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 2 and "--haar-upsample" in run.stderr and "not found" not in run.stderr
+
+
+def test_the_operating_point_keeps_the_asked_share_of_faces():
+    logits = np.random.default_rng(0).normal(2.0, 1.5, 1000)
+    for recall in (0.9, 0.995, 0.999, 1.0):
+        shift = tfs.operating_point(logits, recall)
+        assert (logits >= shift).mean() >= recall
+        assert (logits >= shift).mean() - recall < 2 / len(logits)
+    assert tfs.operating_point(logits, 1.0) == logits.min()
+
+
+def test_a_face_recall_out_of_range_is_refused_before_anything_loads(tmp_path):
+    run = subprocess.run([sys.executable, "train_face_score.py", "--face-recall", "1.5", "--checkpoint", str(tmp_path / "none.pt")],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 2 and "--face-recall" in run.stderr and "not found" not in run.stderr
