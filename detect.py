@@ -281,7 +281,7 @@ def add_second_stage_options(p):
                             "(what it gains and costs: saved_models/README.md)")
     group.add_argument("--no-second-stage", dest="second_stage", action="store_const", const=False,
                        help="skip the checkpoint's second stage: the network's points as they are (in-the-wild "
-                            "model: LFPW test NME 0.0374 -> 0.0384, about 0.3 ms less per face)")
+                            "model: LFPW test NME 0.0361 -> 0.0369, about 0.4 ms less per face)")
 
 
 def cascade_option(text):
@@ -322,8 +322,8 @@ def make_parser():
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="(default: onnx)")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction,
                    help="also predict on each mirrored face and average: on by default for videos and cameras "
-                        "(tracked jitter and error both fall, at 1.4x the landmark time), off for photos "
-                        "(LFPW test NME 0.0374 -> 0.0358, but 2x dlib's time per face; saved_models/README.md)")
+                        "(tracked jitter and error both fall, at about 1.7x the landmark time), off for photos "
+                        "(LFPW test NME 0.0361 -> 0.0348, but 2.3x dlib's time per face; saved_models/README.md)")
     add_second_stage_options(p)
     p.add_argument("--cascade", type=cascade_option, default=DEFAULT_CASCADE,
                    help="Haar cascade: a path, or a name in detector_architectures/ or OpenCV's data")
