@@ -13,6 +13,8 @@ import os
 import sys
 import tempfile
 
+import numpy as np
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import evaluate  # noqa: E402
@@ -27,7 +29,12 @@ VARIANTS = {"int8 convolutions": ["Conv"], "int8 everything": None}
 def calibration_crops(keypointer, photographs, images):
     """The crops the pipeline feeds the network on ``images`` training photographs."""
     crops, forward = [], keypointer.outputs
-    keypointer.outputs = lambda batch: crops.extend(batch[i:i + 1].copy() for i in range(len(batch))) or forward(batch)
+
+    def recording(batch):
+        crops.extend(np.array(batch[i:i + 1], np.float32) for i in range(len(batch)))
+        return forward(batch)
+
+    keypointer.outputs = recording
     find_boxes, landmarks = evaluate.cnn_pipeline(keypointer, "haar", FaceDetector())
     evaluate.run_on_dataset(evaluate.load_faces([photographs]), find_boxes, landmarks, images)
     keypointer.outputs = forward
@@ -72,7 +79,6 @@ def main(argv=None):
         sys.exit("error: no 300-W copy ($FKP_300W_DIR or ../shared/data/300w)")
     keypointer = kp_module.Keypointer(args.checkpoint, second_stage="auto")
     graph = kp_module.onnx_cache_path(args.checkpoint, None, "auto")
-    float_session = keypointer.session
     crops = calibration_crops(keypointer, os.path.join(root, "lfpw", "trainset"), args.calibration_images)
     table = {"calibration crops": len(crops), "float": score(keypointer, os.path.join(root, "lfpw", "testset"))}
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,7 +87,6 @@ def main(argv=None):
             quantize(graph, crops, ops, out)
             keypointer.session = kp_module.Keypointer._session(out, None)
             table[name] = score(keypointer, os.path.join(root, "lfpw", "testset"))
-    keypointer.session = float_session
     print(json.dumps(table, indent=2))
     if args.json:
         write_json(args.json, table)
