@@ -22,15 +22,20 @@ GRID, RANK = 3, 16
 READINGS = 4    # per cell: the gradient (x, y) and its magnitude per axis (|x|, |y|)
 
 
-def similarity(shapes, mean):
-    """(a, b) of the similarity [[a, -b], [b, a]] that best maps each centred shape (N, 68, 2)
-    onto the centred mean shape (68, 2), least squares."""
-    s = shapes - shapes.mean(1, keepdim=True)
+def similarity_ab(shapes, mean):
+    """(N, 2): (a, b) of the similarity [[a, -b], [b, a]] that best maps each centred shape
+    (N, 68, 2) onto the centred mean shape (68, 2), least squares: one product with a basis
+    made from the mean alone, which the exported graph holds as a constant."""
+    s = (shapes - shapes.mean(1, keepdim=True)).flatten(1)
     m = mean - mean.mean(0)
-    norm = (s ** 2).sum((1, 2)).clamp_min(1e-12)
-    a = (s * m).sum((1, 2)) / norm
-    b = (s[..., 0] * m[..., 1] - s[..., 1] * m[..., 0]).sum(1) / norm
-    return a, b
+    basis = torch.stack([m.flatten(), torch.stack([m[:, 1], -m[:, 0]], -1).flatten()], 1)   # (136, 2)
+    return (s @ basis) / (s * s).sum(1, keepdim=True).clamp_min(1e-12)
+
+
+def similarity(shapes, mean):
+    """(a, b) of :func:`similarity_ab`, as two (N,) tensors."""
+    ab = similarity_ab(shapes, mean)
+    return ab[:, 0], ab[:, 1]
 
 
 def to_mean_frame(a, b):
@@ -41,6 +46,13 @@ def to_mean_frame(a, b):
 def from_mean_frame(a, b):
     """The inverse of :func:`to_mean_frame`'s matrices."""
     return to_mean_frame(a, -b) / (a ** 2 + b ** 2)[:, None, None]
+
+
+def pixels_from_mean_frame(ab, scale):
+    """(N, 2, 2): :func:`from_mean_frame`'s matrices times ``scale``, from (N, 2) (a, b) by one
+    product with a constant: [[a, -b], [b, a]] / (a^2 + b^2)."""
+    spread = torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, -1.0, 1.0, 0.0]], device=ab.device)
+    return (ab @ spread).reshape(-1, 2, 2) * (scale / (ab * ab).sum(1))[:, None, None]
 
 
 def to_indices(points, size):
@@ -74,29 +86,31 @@ class ShapeRefiner(nn.Module):
         kernel[0, 0, 1, 2] = kernel[1, 0, 2, 1] = 1
         kernel[0, 0, 1, 0] = kernel[1, 0, 0, 1] = -1
         self.register_buffer("kernel", kernel, persistent=False)
+        # a cell's (x, y) pixel indices -> its row in the gradient: x + S y
+        self.register_buffer("row_step", torch.tensor([1.0, input_size]), persistent=False)
 
     def prepare(self, crops, shapes):
         """What every stage reads, computed once: the crop's gradient as pixel rows (N * S * S, 2),
-        each crop's first row, every stage's cell offsets in crop pixels turned and scaled with
-        the face, and the matrices from the mean shape's frame to crop pixels. One similarity
-        serves every stage: together they move the points by a pixel or two."""
+        each crop's first row, every stage's cell offsets in the mean shape's frame, and the
+        matrices from that frame to crop pixels. One similarity serves every stage: together
+        they move the points by a pixel or two."""
         size = self.size                     # a constant size keeps shape arithmetic out of the graph
         gradient = nn.functional.conv2d(nn.functional.pad(crops, (1, 1, 1, 1), mode="replicate"), self.kernel)
         rows = gradient.permute(0, 2, 3, 1).reshape(-1, 2)
-        # 0, 1, ..., N - 1 from the batch itself, so the exported graph keeps a dynamic batch
-        first_row = (torch.ones_like(crops[:, :1, 0, 0], dtype=torch.long).cumsum(0) - 1)[:, :, None] * (size * size)
-        to_pixels = from_mean_frame(*similarity(shapes, self.mean_shape)) * (size / 2)
+        # 0, S * S, 2 S * S, ... from the batch itself, so the exported graph keeps a dynamic batch
+        first_row = (torch.ones_like(crops[:, 0, :1, :1], dtype=torch.long).cumsum(0) - 1) * (size * size)
+        to_pixels = pixels_from_mean_frame(similarity_ab(shapes, self.mean_shape), size / 2)
         eye = (self.mean_shape[LEFT_EYE_OUTER] - self.mean_shape[RIGHT_EYE_OUTER]).norm()
-        spacing = torch.tensor(self.radii, device=crops.device)[:, None, None] * eye
-        cells = ((self.cells[None] * spacing).reshape(1, -1, 2) @ to_pixels).reshape(-1, len(self.radii), 1, self.grid ** 2, 2)
-        return rows, first_row, cells.unbind(1), to_pixels
+        cells = self.cells * (torch.tensor(self.radii, device=crops.device)[:, None, None] * eye)   # (stages, cells, 2)
+        return rows, first_row, cells, to_pixels
 
     def readings(self, prepared, pixels, stage):
         """(N, features): the gradient at the stage's cells around each point (``pixels``:
         (N, 68, 2) pixel indices), nearest pixel, each point's readings scaled to unit length."""
-        rows, first_row, cells, _ = prepared
-        at = (pixels[:, :, None, :] + cells[stage]).round().clamp(0, self.size - 1)    # (N, 68, cells, 2)
-        values = rows[(at[..., 0] + at[..., 1] * self.size).long() + first_row]       # (N, 68, cells, 2)
+        rows, first_row, cells, to_pixels = prepared
+        at = (pixels[:, :, None, :] + (cells[stage] @ to_pixels)[:, None]).round().clamp(0, self.size - 1)
+        # whole numbers, exact in float32 within a crop; the batch offset is added as integers
+        values = rows[(at * self.row_step).sum(-1).long() + first_row]     # (N, 68, cells, 2)
         values = torch.cat([values, values.abs()], -1).reshape(-1, NUM_KEYPOINTS, self.grid ** 2 * READINGS)
         return (values / (values.norm(dim=-1, keepdim=True) + 1e-3)).reshape(-1, self.features)
 

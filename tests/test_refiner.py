@@ -15,7 +15,7 @@ from face_detector import FaceDetector, to_gray
 from framing import roi_square
 from keypointer import DEFAULT_CHECKPOINT, ONNX_TOLERANCE, UDACITY_CHECKPOINT, Keypointer
 from pipeline import crop_roi
-from refiner import ShapeRefiner, fit_refiner, from_mean_frame, similarity, to_mean_frame
+from refiner import ShapeRefiner, fit_refiner, from_mean_frame, similarity, to_indices, to_mean_frame
 
 SIZE = 80
 
@@ -60,6 +60,21 @@ def test_a_fitted_refiner_moves_points_it_has_never_seen_onto_the_marks():
         refined = refiner(crops, starts)
     before, after = (starts - points).norm(dim=-1).mean(), (refined - points).norm(dim=-1).mean()
     assert after < 0.4 * before
+
+
+def test_a_crop_reads_the_same_cells_alone_as_deep_in_a_batch_of_thousands():
+    # a fit batches some 18,000 crops: their pixel rows run past float32's whole numbers (2 ** 24)
+    size, count = 112, 1400
+    crops, starts, _ = drawn_marks(1, np.random.default_rng(4))
+    crop = torch.nn.functional.interpolate(crops, size=(size, size), mode="bilinear")
+    refiner = ShapeRefiner(size, radii=[0.05])
+    refiner.mean_shape.copy_(starts[0])
+    batch = torch.cat([torch.zeros(count - 1, 1, size, size), crop])
+    alone = refiner.readings(refiner.prepare(crop, starts), to_indices(starts, size), 0)
+    together = refiner.readings(refiner.prepare(batch, starts.expand(count, -1, -1)),
+                                to_indices(starts.expand(count, -1, -1), size), 0)
+    assert alone.abs().sum() > 0
+    torch.testing.assert_close(together[-1], alone[0])
 
 
 def sample_face_crop(size=SIZE):
