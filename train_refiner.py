@@ -3,13 +3,14 @@
     python train_refiner.py                                  # the in-the-wild model, in place
     python train_refiner.py --checkpoint saved_models/keypointnet.pt
     python train_refiner.py --dry-run                        # a few faces, nothing written
+    python train_refiner.py --radii 0.1,0.07 --rank 16 --folds 5  # other settings, cross-validated
 
 The network stays as it is. Its training faces (the first dataset of its training config, the
 same split) are cut PASSES times with the training augmentation (the detector's framings,
 turns, light, degradations); the network places its points on each crop; the refiner learns,
 stage by stage, to move them onto the annotation. The faces held out for validation give the
-figures printed; test images are never used. Inference uses it on request:
-``detect.py --second-stage``, ``evaluate.py --second-stage``.
+figures printed; test images are never used. Inference uses it whenever the checkpoint has
+one (``--no-second-stage`` skips it).
 """
 import argparse
 import dataclasses
@@ -20,10 +21,11 @@ import time
 import numpy as np
 import torch
 
+import cli
 import train_data
 from checkpoint import CheckpointError, add_fitted_part, load_model
 from metrics import nme_per_face
-from refiner import ShapeRefiner, fit_refiner
+from refiner import GRID, RADII, RANK, ShapeRefiner, fit_refiner
 from train import TrainConfig
 
 PASSES = 10          # augmented crops of each training face: more passes, more varied starts
@@ -56,13 +58,49 @@ def mean_nme(points, targets):
     return float(nme_per_face(points.numpy(), targets.numpy()).mean())
 
 
+def radii_option(text):
+    """'0.07,0.05,0.035' -> (0.07, 0.05, 0.035): one or more positive spacings."""
+    try:
+        radii = tuple(float(r) for r in text.split(","))
+    except ValueError:
+        radii = ()
+    if not radii or min(radii) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected positive numbers separated by commas")
+    return radii
+
+
+def cross_validate(refiner, crops, shapes, targets, l2, folds, faces):
+    """Print each fold's held-out NME, network and refined: crop i is of face i % faces, and a
+    face's crops stay in one fold, so each fold is scored on faces its fit never saw."""
+    fold_of = torch.arange(len(crops)) % faces % folds
+    scores = []
+    for fold in range(folds):
+        held, kept = fold_of == fold, fold_of != fold
+        fit_refiner(refiner, crops[kept], shapes[kept], targets[kept], l2)
+        with torch.no_grad():
+            refined = refiner(crops[held], shapes[held])
+        scores.append((mean_nme(shapes[held], targets[held]), mean_nme(refined, targets[held])))
+        print(f"fold {fold + 1}/{folds}: network {scores[-1][0]:.4f}, with the second stage {scores[-1][1]:.4f}",
+              flush=True)
+    network, refined = np.mean(scores, 0)
+    print(f"cross-validated NME ({folds} folds of the training faces' crops): network {network:.4f}, "
+          f"with the second stage {refined:.4f}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default="saved_models/keypointnet_wild.pt",
                    help="a HeatmapNet checkpoint with its training config (default: %(default)s)")
     p.add_argument("--out", help="where the checkpoint with its refiner goes (default: in place)")
-    p.add_argument("--passes", type=int, default=PASSES, help="augmented crops per training face (default: %(default)s)")
+    p.add_argument("--passes", type=cli.number(int, low=1), default=PASSES, help="augmented crops per training face (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seeds the augmentation (default: %(default)s)")
+    p.add_argument("--radii", type=radii_option, default=RADII,
+                   help="each stage's cell spacing, in eye distances, comma-separated (default: %(default)s)")
+    p.add_argument("--rank", type=cli.number(int, low=1), default=RANK, help="each stage's map's rank (default: %(default)s)")
+    p.add_argument("--l2", type=cli.number(float, low=0), default=L2, help="ridge penalty (default: %(default)s)")
+    p.add_argument("--folds", type=cli.number(int, low=2), default=0,
+                   help="cross-validate these settings instead: fit on all folds of the training faces but one, "
+                        "score the one left out, in turn; nothing written")
     p.add_argument("--dry-run", action="store_true", help=f"{DRY_RUN_FACES} faces, one pass, nothing written")
     args = p.parse_args(argv)
     start = time.perf_counter()
@@ -84,11 +122,14 @@ def main(argv=None):
     limit, passes = (DRY_RUN_FACES, 1) if args.dry_run else (0, args.passes)
     crops, targets = crops_and_points(train_set, passes, limit)
     model.markup = 0                     # the first dataset's head
-    refiner = ShapeRefiner(input_size=crops.shape[-1], markup=0)
+    refiner = ShapeRefiner(input_size=crops.shape[-1], radii=args.radii, grid=GRID, rank=args.rank, markup=0)
     print(f"{len(crops)} training crops ({passes} per face) in {time.perf_counter() - start:.0f} s", flush=True)
     shapes = network_points(model, crops)
     print(f"training NME: network {mean_nme(shapes, targets):.4f}", flush=True)
-    fit_refiner(refiner, crops, shapes, targets, L2,
+    if args.folds:
+        cross_validate(refiner, crops, shapes, targets, args.l2, args.folds, len(crops) // passes)
+        return
+    fit_refiner(refiner, crops, shapes, targets, args.l2,
                 log=lambda stage, points: print(f"  after stage {stage + 1}: {mean_nme(points, targets):.4f}", flush=True))
     val_crops, val_targets = crops_and_points(val_set, 1, limit)
     val_shapes = network_points(model, val_crops)

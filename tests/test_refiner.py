@@ -102,12 +102,21 @@ def test_asking_for_a_second_stage_a_checkpoint_lacks_is_a_clear_error():
     assert not Keypointer(UDACITY_CHECKPOINT, "torch", second_stage="auto").second_stage   # 'auto': none to run
 
 
-def test_dry_run_fits_on_a_slice_and_writes_nothing_and_a_bad_checkpoint_is_one_line(data_dir, tmp_path):
+def test_dry_run_and_cross_validation_write_nothing_and_bad_options_are_one_line(data_dir, tmp_path):
     env = {**os.environ, "FKP_DATA_DIR": data_dir}
     run = subprocess.run([sys.executable, "train_refiner.py", "--checkpoint", UDACITY_CHECKPOINT, "--dry-run",
-                          "--out", str(tmp_path / "x.pt")], cwd=ROOT, capture_output=True, text=True, env=env)
+                          "--radii", "0.1,0.05", "--rank", "4", "--out", str(tmp_path / "x.pt")],
+                         cwd=ROOT, capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr
     assert "with the second stage" in run.stdout and "dry run" in run.stdout and not (tmp_path / "x.pt").exists()
+    assert "after stage 2" in run.stdout and "after stage 3" not in run.stdout      # one stage per radius
+    folds = subprocess.run([sys.executable, "train_refiner.py", "--checkpoint", UDACITY_CHECKPOINT, "--dry-run",
+                            "--folds", "2"], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert folds.returncode == 0, folds.stderr
+    assert "fold 2/2" in folds.stdout and "cross-validated NME" in folds.stdout and "wrote" not in folds.stdout
+    for flag, value in [("--radii", "0.1,-0.05"), ("--rank", "0"), ("--folds", "1")]:
+        bad = subprocess.run([sys.executable, "train_refiner.py", flag, value], cwd=ROOT, capture_output=True, text=True)
+        assert bad.returncode == 2 and flag in bad.stderr.splitlines()[-1]
     bad = subprocess.run([sys.executable, "train_refiner.py", "--checkpoint", str(tmp_path / "none.pt")],
                          cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stderr.strip().count("\n") == 0 and "not found" in bad.stderr
