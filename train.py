@@ -29,7 +29,7 @@ import geometry
 import distributed
 import models
 from atomic import write_atomic
-from checkpoint import load_checkpoint, save_checkpoint
+from checkpoint import load_checkpoint, load_network_weights, rng_state, save_checkpoint, set_rng_state
 from losses import compute_loss, make_loss
 from metrics import nme_per_face
 from train_data import make_loaders, parse_datasets
@@ -230,40 +230,6 @@ def write_history(out_dir, history):
     ax.legend()
     fig.tight_layout()
     write_atomic(os.path.join(out_dir, "loss.png"), lambda tmp: fig.savefig(tmp, dpi=100))
-
-
-def rng_state(loader):
-    """Every random state an epoch draws from: torch's, Python's and NumPy's (augmentations
-    run in the main process without workers) and the loader's (shuffling, worker seeds)."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {"torch": torch.get_rng_state(), "python": random.getstate(), "loader": loader.generator.get_state(),
-            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss]}
-
-
-def set_rng_state(state, loader):
-    if isinstance(state, torch.Tensor):     # checkpoints written before the other states were kept
-        torch.set_rng_state(state)
-        return
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    loader.generator.set_state(state["loader"])
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-
-
-def load_network_weights(model, path):
-    """Copy a checkpoint's network weights into ``model`` (--init): every tensor of the model
-    must be there with the same shape; parts fitted after training (the face head, the second
-    stage) are not copied. The input size may differ: the nets are fully convolutional."""
-    state = load_checkpoint(path)["model"]
-    own = model.state_dict()
-    fitted = ("face_head.", "refiner.")
-    missing = [k for k in own if k not in state and not k.startswith(fitted)]
-    wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or wrong:
-        raise ValueError(f"--init {path}: not the same network (missing {missing[:2]}, "
-                         f"other shapes {wrong[:2]}); give the same --arch and --model-kwargs")
-    model.load_state_dict({k: state.get(k, v) for k, v in own.items()})
 
 
 def pick_device(name):

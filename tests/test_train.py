@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import checkpoint
 import models
 import train
 from checkpoint import load_checkpoint
@@ -232,7 +233,7 @@ def test_init_starts_a_larger_input_from_a_trained_nets_weights(short_run, data_
     train.train(config(data_dir, tmp_path / "64", **small))                    # at 64 px
     trained = load_checkpoint(str(tmp_path / "64" / "best.pt"))["model"]
     model = models.build_model(train.model_config(config(data_dir, tmp_path, input_size=80, **small)))
-    train.load_network_weights(model, str(tmp_path / "64" / "best.pt"))
+    checkpoint.load_network_weights(model, str(tmp_path / "64" / "best.pt"))
     for key, value in model.state_dict().items():
         assert torch.equal(value, trained[key]), key
     history = train.train(config(data_dir, tmp_path / "80", input_size=80, init=str(tmp_path / "64" / "best.pt"), **small))
