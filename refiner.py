@@ -22,7 +22,7 @@ GRID, RANK = 3, 16
 READINGS = 4    # per cell: the gradient (x, y) and its magnitude per axis (|x|, |y|)
 
 
-def similarity_ab(shapes, mean):
+def similarity(shapes, mean):
     """(N, 2): (a, b) of the similarity [[a, -b], [b, a]] that best maps each centred shape
     (N, 68, 2) onto the centred mean shape (68, 2), least squares: one product with a basis
     made from the mean alone, which the exported graph holds as a constant."""
@@ -32,25 +32,10 @@ def similarity_ab(shapes, mean):
     return (s @ basis) / (s * s).sum(1, keepdim=True).clamp_min(1e-12)
 
 
-def similarity(shapes, mean):
-    """(a, b) of :func:`similarity_ab`, as two (N,) tensors."""
-    ab = similarity_ab(shapes, mean)
-    return ab[:, 0], ab[:, 1]
-
-
-def to_mean_frame(a, b):
-    """(N, 2, 2) matrices T with ``vectors @ T`` = the vectors (N, K, 2) in the mean shape's frame."""
-    return torch.stack([torch.stack([a, b], -1), torch.stack([-b, a], -1)], 1)
-
-
-def from_mean_frame(a, b):
-    """The inverse of :func:`to_mean_frame`'s matrices."""
-    return to_mean_frame(a, -b) / (a ** 2 + b ** 2)[:, None, None]
-
-
 def pixels_from_mean_frame(ab, scale):
-    """(N, 2, 2): :func:`from_mean_frame`'s matrices times ``scale``, from (N, 2) (a, b) by one
-    product with a constant: [[a, -b], [b, a]] / (a^2 + b^2)."""
+    """(N, 2, 2) matrices T with ``vectors @ T`` = vectors (N, K, 2) of the mean shape's frame
+    back in the shape's own, times ``scale``: the inverse of the similarity (a, b), which is
+    [[a, -b], [b, a]] / (a^2 + b^2), made by one product with a constant."""
     spread = torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, -1.0, 1.0, 0.0]], device=ab.device)
     return (ab @ spread).reshape(-1, 2, 2) * (scale / (ab * ab).sum(1))[:, None, None]
 
@@ -99,7 +84,7 @@ class ShapeRefiner(nn.Module):
         rows = gradient.permute(0, 2, 3, 1).reshape(-1, 2)
         # 0, S * S, 2 S * S, ... from the batch itself, so the exported graph keeps a dynamic batch
         first_row = (torch.ones_like(crops[:, 0, :1, :1], dtype=torch.long).cumsum(0) - 1) * (size * size)
-        to_pixels = pixels_from_mean_frame(similarity_ab(shapes, self.mean_shape), size / 2)
+        to_pixels = pixels_from_mean_frame(similarity(shapes, self.mean_shape), size / 2)
         eye = (self.mean_shape[LEFT_EYE_OUTER] - self.mean_shape[RIGHT_EYE_OUTER]).norm()
         cells = self.cells * (torch.tensor(self.radii, device=crops.device)[:, None, None] * eye)   # (stages, cells, 2)
         return rows, first_row, cells, to_pixels

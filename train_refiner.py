@@ -25,7 +25,7 @@ import cli
 import train_data
 from checkpoint import CheckpointError, add_fitted_part, load_model
 from metrics import nme_per_face
-from refiner import GRID, RADII, RANK, ShapeRefiner, fit_refiner
+from refiner import RADII, RANK, ShapeRefiner, fit_refiner
 from train import TrainConfig
 
 PASSES = 10          # augmented crops of each training face: more passes, more varied starts
@@ -122,7 +122,7 @@ def main(argv=None):
     limit, passes = (DRY_RUN_FACES, 1) if args.dry_run else (0, args.passes)
     crops, targets = crops_and_points(train_set, passes, limit)
     model.markup = 0                     # the first dataset's head
-    refiner = ShapeRefiner(input_size=crops.shape[-1], radii=args.radii, grid=GRID, rank=args.rank, markup=0)
+    refiner = ShapeRefiner(input_size=crops.shape[-1], radii=args.radii, rank=args.rank, markup=0)
     print(f"{len(crops)} training crops ({passes} per face) in {time.perf_counter() - start:.0f} s", flush=True)
     shapes = network_points(model, crops)
     print(f"training NME: network {mean_nme(shapes, targets):.4f}", flush=True)

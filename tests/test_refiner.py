@@ -15,7 +15,7 @@ from face_detector import FaceDetector, to_gray
 from framing import roi_square
 from keypointer import DEFAULT_CHECKPOINT, ONNX_TOLERANCE, UDACITY_CHECKPOINT, Keypointer
 from pipeline import crop_roi
-from refiner import ShapeRefiner, fit_refiner, from_mean_frame, similarity, to_indices, to_mean_frame
+from refiner import ShapeRefiner, fit_refiner, pixels_from_mean_frame, similarity, to_indices
 
 SIZE = 80
 
@@ -25,10 +25,11 @@ def test_similarity_finds_the_turn_and_scale_that_maps_a_shape_back_onto_the_mea
     angle, scale, shift = math.radians(25), 1.7, torch.tensor([0.3, -0.2])
     turn = torch.tensor([[math.cos(angle), math.sin(angle)], [-math.sin(angle), math.cos(angle)]])
     shapes = (mean @ turn * scale + shift)[None]
-    a, b = similarity(shapes, mean)
-    back = (shapes - shapes.mean(1, keepdim=True)) @ to_mean_frame(a, b)
-    torch.testing.assert_close(back[0], mean - mean.mean(0), atol=1e-5, rtol=0)
-    torch.testing.assert_close(to_mean_frame(a, b) @ from_mean_frame(a, b), torch.eye(2)[None], atol=1e-6, rtol=0)
+    to_shape = pixels_from_mean_frame(similarity(shapes, mean), 1.0)
+    centred = shapes - shapes.mean(1, keepdim=True)
+    torch.testing.assert_close((mean - mean.mean(0)) @ to_shape[0], centred[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(centred @ torch.linalg.inv(to_shape), (mean - mean.mean(0))[None], atol=1e-5, rtol=0)
+    torch.testing.assert_close(pixels_from_mean_frame(similarity(shapes, mean), 3.0), 3 * to_shape)
 
 
 def drawn_marks(count, rng):
