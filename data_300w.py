@@ -208,8 +208,8 @@ class PhotoFaces(torch.utils.data.Dataset):
 
 
 # ----------------------------------------------------------------------------- the face cache
-def _cache_key(faces, measure):
-    h = hashlib.sha1(json.dumps([CACHE_VERSION, CACHE_SCALE, CACHE_SIZE, measure is not None]).encode())
+def _cache_key(faces, measure, size):
+    h = hashlib.sha1(json.dumps([CACHE_VERSION, CACHE_SCALE, size, measure is not None]).encode())
     for face in faces:
         st = os.stat(face.image_path)
         h.update(f"{os.path.abspath(face.image_path)}|{st.st_size}|{st.st_mtime_ns}|".encode())
@@ -217,26 +217,27 @@ def _cache_key(faces, measure):
     return h.hexdigest()[:16]
 
 
-def build_face_cache(faces, measure=None, cache_dir=None):
+def build_face_cache(faces, measure=None, cache_dir=None, size=CACHE_SIZE):
     """(crops (N, S, S) uint8 gray, keypoints (N, 68, 2) in crop pixels, framings (N, 3)):
-    each face cut once; ``measure(gray_image, keypoints) -> (u, v, r) or None`` records the
-    detector's framing of it (NaN where it misses). Loaded from, or saved to, the cache."""
+    each face cut once, ``size`` pixels square; ``measure(gray_image, keypoints) -> (u, v, r)
+    or None`` records the detector's framing of it (NaN where it misses). Loaded from, or saved
+    to, the cache."""
     import cv2
     from geometry import crop_square_array, crop_points, face_square
     cache_dir = cache_dir or os.environ.get(CACHE_DIR_ENV) or DEFAULT_CACHE_DIR
-    path = os.path.join(cache_dir, f"faces_{_cache_key(faces, measure)}.npz")
+    path = os.path.join(cache_dir, f"faces_{_cache_key(faces, measure, size)}.npz")
     if os.path.isfile(path):
         with np.load(path) as cached:
             return cached["crops"], cached["keypoints"], cached["framings"]
     t0 = time.time()
-    crops = np.zeros((len(faces), CACHE_SIZE, CACHE_SIZE), np.uint8)
+    crops = np.zeros((len(faces), size, size), np.uint8)
     keypoints = np.zeros((len(faces), NUM_KEYPOINTS, 2), np.float32)
     framings = np.full((len(faces), 3), np.nan)
     for i, face in enumerate(faces):
         gray = cv2.cvtColor(load_image(face.image_path), cv2.COLOR_RGB2GRAY)
         square = face_square(face.keypoints, CACHE_SCALE)
-        crops[i] = crop_square_array(gray, square, CACHE_SIZE)
-        keypoints[i] = crop_points(face.keypoints, square, CACHE_SIZE)
+        crops[i] = crop_square_array(gray, square, size)
+        keypoints[i] = crop_points(face.keypoints, square, size)
         if measure is not None:
             framing = measure(gray, face.keypoints)
             if framing is not None:

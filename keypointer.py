@@ -171,7 +171,10 @@ class Keypointer:
         self.config, self.second_stage = config, second_stage   # whether the refiner runs
         self.markups = config.get("markups", ["udacity"])   # checkpoints before 300-W: Udacity only
         self.markup = self.markups[markup_index]
-        self.input_size = config["model"]["input_size"]
+        # the crop's side: the network's, or the finer one a second stage reads (the network
+        # then reads its pixel means; models.HeatmapNet.network_input)
+        refiner = config["model"].get("refiner") if second_stage else None
+        self.input_size = refiner["input_size"] if refiner else config["model"]["input_size"]
         self.framing_scale = config.get("framing_scale", FRAMING_SCALE)
         # how the face score is made: 'face_head', 'spread' (calibrated), or None (a regression
         # net, or a heatmap net never calibrated)

@@ -181,7 +181,7 @@ class HeatmapNet(nn.Module):
         self.lateral = nn.ModuleList(nn.Conv2d(c, neck, 1) for c in width[1:])
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
         self.head = nn.Sequential(_separable(neck, neck, 1), nn.Conv2d(neck, heads * NUM_OUTPUTS // 2, 1))
-        self.grid = input_size // 4
+        self.input_size, self.grid = input_size, input_size // 4
         centers = (torch.arange(self.grid, dtype=torch.float32) + 0.5) / self.grid * 2 - 1
         ys, xs = torch.meshgrid(centers, centers, indexing="ij")
         # (grid * grid, 2): the (x, y) of every heatmap cell, in the [-1, 1] crop frame
@@ -200,7 +200,7 @@ class HeatmapNet(nn.Module):
 
     def heatmaps_and_features(self, x, markups=None):
         """(heatmaps as :meth:`heatmaps`, the deepest features averaged over space (N, C))."""
-        x = self.stem(x)
+        x = self.stem(self.network_input(x))
         pyramid = []
         for stage in self.stages:
             x = stage(x)
@@ -217,6 +217,16 @@ class HeatmapNet(nn.Module):
             return nn.functional.conv2d(top, out.weight[m * k:(m + 1) * k], out.bias[m * k:(m + 1) * k]), pooled
         maps = out(top).unflatten(1, (self.heads, k))
         return maps[torch.arange(len(maps), device=maps.device), markups], pooled
+
+    def network_input(self, crops):
+        """The crop the network reads: ``crops`` itself, or, for a crop k times finer (the one a
+        second stage that reads finer pixels takes, refiner.py), its k x k pixel means."""
+        side = crops.shape[-1]
+        if side == self.input_size:
+            return crops
+        if side % self.input_size:
+            raise ValueError(f"a {side} px crop for a {self.input_size} px network")
+        return nn.functional.avg_pool2d(crops, side // self.input_size)
 
     def face_logit(self, pooled, spread):
         """(N,) face/no-face logits from :meth:`heatmaps_and_features`' features and the spread."""
@@ -249,6 +259,8 @@ class HeatmapNet(nn.Module):
         """(N, 136) keypoints, moved by the refiner when ``second_stage`` is on."""
         if not (self.second_stage and self.has_second_stage()):
             return keypoints
+        if crops.shape[-1] != self.refiner.size:
+            raise ValueError(f"the second stage reads {self.refiner.size} px crops, not {crops.shape[-1]} px")
         return self.refiner(crops, keypoints.reshape(-1, NUM_OUTPUTS // 2, 2)).reshape(-1, NUM_OUTPUTS)
 
     def forward(self, x, markups=None):

@@ -123,6 +123,14 @@ def fit_stage(features, moves, l2, rank):
     return down[:-1], down[-1], vh[:rank].float()
 
 
+def prepare_in_batches(refiner, crops, shapes, batch=256):
+    """ShapeRefiner.prepare over a whole training set, a batch at a time: one convolution over
+    tens of thousands of crops would take tens of GB for its working buffer."""
+    parts = [refiner.prepare(crops[i:i + batch], shapes[i:i + batch]) for i in range(0, len(crops), batch)]
+    first_row = torch.arange(len(crops))[:, None, None] * (refiner.size * refiner.size)
+    return torch.cat([p[0] for p in parts]), first_row, parts[0][2], torch.cat([p[3] for p in parts])
+
+
 @torch.no_grad()
 def fit_refiner(refiner, crops, shapes, targets, l2, log=None):
     """Fit every stage in turn on crops (N, 1, S, S), the network's points (N, 68, 2) and the
@@ -131,7 +139,7 @@ def fit_refiner(refiner, crops, shapes, targets, l2, log=None):
     refiner.mean_shape.copy_(targets.mean(0))
     if crops.shape[-1] != refiner.size:
         raise ValueError(f"crops of {crops.shape[-1]} px for a refiner of {refiner.size} px")
-    prepared = refiner.prepare(crops, shapes)
+    prepared = prepare_in_batches(refiner, crops, shapes)
     to_pixels = prepared[-1]
     pixels, goal = to_indices(shapes, refiner.size), to_indices(targets, refiner.size)
     to_mean = torch.linalg.inv(to_pixels)

@@ -89,9 +89,10 @@ def udacity_sets(cfg):
     return train_set, val_set
 
 
-def wild_sets(cfg):
+def wild_sets(cfg, cache_size=data_300w.CACHE_SIZE):
     """Image-disjoint (train, validation) datasets over the 300-W-layout sources of
-    ``cfg.wild_dirs``, from the face cache (built on first use, with Haar's framings)."""
+    ``cfg.wild_dirs``, from the face cache (built on first use, with Haar's framings; faces
+    ``cache_size`` pixels square: larger for crops larger than the network's)."""
     if not cfg.wild_dirs:
         raise ValueError("--datasets names 300w but --wild-dirs is empty (300-W-layout folders or dlib .xml files)")
     faces = data_300w.read_sources(cfg.wild_dirs)
@@ -103,7 +104,7 @@ def wild_sets(cfg):
 
         def measure(gray, keypoints):
             return framing.framing_of(detector(gray), keypoints)
-    crops, keypoints, framings = data_300w.build_face_cache(faces, measure, cfg.cache_dir or None)
+    crops, keypoints, framings = data_300w.build_face_cache(faces, measure, cfg.cache_dir or None, cache_size)
     train_idx, val_idx = data_300w.split_by_image(faces, cfg.val_fraction, cfg.seed)
     names = [f.name for f in faces]
     found = framings[train_idx]

@@ -8,9 +8,11 @@
 The network stays as it is. Its training faces (the first dataset of its training config, the
 same split) are cut PASSES times with the training augmentation (the detector's framings,
 turns, light, degradations); the network places its points on each crop; the refiner learns,
-stage by stage, to move them onto the annotation. The faces held out for validation give the
-figures printed; test images are never used. Inference uses it whenever the checkpoint has
-one (``--no-second-stage`` skips it).
+stage by stage, to move them onto the annotation. With ``--fine K`` the crops are K times the
+network's side: the refiner reads them, the network their K x K pixel means, and inference cuts
+crops that size (it gained nothing at K = 2: docs/experiments.md). The faces held out for
+validation give the figures printed; test images are never used. Inference uses it whenever the
+checkpoint has one (``--no-second-stage`` skips it).
 """
 import argparse
 import dataclasses
@@ -22,6 +24,7 @@ import numpy as np
 import torch
 
 import cli
+import data_300w
 import train_data
 from checkpoint import CheckpointError, add_fitted_part, load_model
 from metrics import nme_per_face
@@ -30,6 +33,7 @@ from train import TrainConfig
 
 PASSES = 10          # augmented crops of each training face: more passes, more varied starts
 L2 = 1000.0          # ridge penalty on each stage's map (features scaled to unit length per point)
+FINE = 1             # the refiner's crop side / the network's
 BATCH = 256
 DRY_RUN_FACES = 64
 
@@ -58,6 +62,11 @@ def mean_nme(points, targets):
     return float(nme_per_face(points.numpy(), targets.numpy()).mean())
 
 
+@torch.no_grad()
+def refine_in_batches(refiner, crops, shapes):
+    return torch.cat([refiner(crops[i:i + BATCH], shapes[i:i + BATCH]) for i in range(0, len(crops), BATCH)])
+
+
 def radii_option(text):
     """'0.07,0.05,0.035' -> (0.07, 0.05, 0.035): one or more positive spacings."""
     try:
@@ -77,8 +86,7 @@ def cross_validate(refiner, crops, shapes, targets, l2, folds, faces):
     for fold in range(folds):
         held, kept = fold_of == fold, fold_of != fold
         fit_refiner(refiner, crops[kept], shapes[kept], targets[kept], l2)
-        with torch.no_grad():
-            refined = refiner(crops[held], shapes[held])
+        refined = refine_in_batches(refiner, crops[held], shapes[held])
         scores.append((mean_nme(shapes[held], targets[held]), mean_nme(refined, targets[held])))
         print(f"fold {fold + 1}/{folds}: network {scores[-1][0]:.4f}, with the second stage {scores[-1][1]:.4f}",
               flush=True)
@@ -98,6 +106,9 @@ def main(argv=None):
                    help="each stage's cell spacing, in eye distances, comma-separated (default: %(default)s)")
     p.add_argument("--rank", type=cli.number(int, low=1), default=RANK, help="each stage's map's rank (default: %(default)s)")
     p.add_argument("--l2", type=cli.number(float, low=0), default=L2, help="ridge penalty (default: %(default)s)")
+    p.add_argument("--fine", type=cli.number(int, low=1, high=4), default=FINE,
+                   help="the refiner reads a crop this many times the network's side; 1: the network's "
+                        "own crop (default: %(default)s)")
     p.add_argument("--folds", type=cli.number(int, low=2), default=0,
                    help="cross-validate these settings instead: fit on all folds of the training faces but one, "
                         "score the one left out, in turn; nothing written")
@@ -116,7 +127,9 @@ def main(argv=None):
         if args.dry_run:             # a small slice of the data, so no long preparation either
             cfg = dataclasses.replace(cfg, subset=2 * DRY_RUN_FACES)
         first = train_data.parse_datasets(cfg.datasets)[0]
-        train_set, val_set = {"udacity": train_data.udacity_sets, "300w": train_data.wild_sets}[first](cfg)
+        fine = dataclasses.replace(cfg, input_size=cfg.input_size * args.fine)
+        train_set, val_set = (train_data.udacity_sets(fine) if first == "udacity" else
+                              train_data.wild_sets(fine, cache_size=data_300w.CACHE_SIZE * args.fine))
     except (CheckpointError, ValueError, OSError) as e:
         sys.exit(f"error: {e}")
     limit, passes = (DRY_RUN_FACES, 1) if args.dry_run else (0, args.passes)
@@ -133,8 +146,7 @@ def main(argv=None):
                 log=lambda stage, points: print(f"  after stage {stage + 1}: {mean_nme(points, targets):.4f}", flush=True))
     val_crops, val_targets = crops_and_points(val_set, 1, limit)
     val_shapes = network_points(model, val_crops)
-    with torch.no_grad():
-        refined = refiner(val_crops, val_shapes)
+    refined = refine_in_batches(refiner, val_crops, val_shapes)
     print(f"validation NME ({len(val_crops)} held-out faces): network {mean_nme(val_shapes, val_targets):.4f}, "
           f"with the second stage {mean_nme(refined, val_targets):.4f}")
     if args.dry_run:

@@ -139,6 +139,18 @@ def test_heatmap_soft_argmax_reads_the_peak_cell_centre():
 
 
 
+def test_a_heatmap_net_reads_a_crop_k_times_finer_as_its_pixel_means():
+    import cv2
+    model = models.HeatmapNet(input_size=32).eval()
+    fine = np.random.default_rng(0).random((64, 64)).astype(np.float32)
+    area = cv2.resize(fine, (32, 32), interpolation=cv2.INTER_AREA)     # how the pipeline cuts a crop
+    with torch.no_grad():
+        torch.testing.assert_close(model(torch.from_numpy(fine)[None, None]), model(torch.from_numpy(area)[None, None]),
+                                   atol=1e-5, rtol=0)
+        with pytest.raises(ValueError, match="48 px crop for a 32 px network"):
+            model(torch.zeros(1, 1, 48, 48))
+
+
 def test_two_head_model_gives_each_sample_its_markup_head():
     model = models.HeatmapNet(input_size=64, width=(8, 16, 24, 32), neck=16, heads=2).eval()
     x, markups = torch.rand(4, 1, 64, 64), torch.tensor([0, 1, 1, 0])

@@ -15,7 +15,7 @@ from face_detector import FaceDetector, to_gray
 from framing import roi_square
 from keypointer import DEFAULT_CHECKPOINT, ONNX_TOLERANCE, UDACITY_CHECKPOINT, Keypointer
 from pipeline import crop_roi
-from refiner import ShapeRefiner, fit_refiner, pixels_from_mean_frame, similarity, to_indices
+from refiner import ShapeRefiner, fit_refiner, pixels_from_mean_frame, prepare_in_batches, similarity, to_indices
 
 SIZE = 80
 
@@ -78,6 +78,16 @@ def test_a_crop_reads_the_same_cells_alone_as_deep_in_a_batch_of_thousands():
     torch.testing.assert_close(together[-1], alone[0])
 
 
+def test_a_training_set_prepared_in_batches_reads_what_it_reads_prepared_whole():
+    crops, starts, _ = drawn_marks(7, np.random.default_rng(5))
+    refiner = ShapeRefiner(SIZE, radii=[0.1, 0.05])
+    refiner.mean_shape.copy_(starts[0])
+    whole, batched = refiner.prepare(crops, starts), prepare_in_batches(refiner, crops, starts, batch=3)
+    pixels = to_indices(starts, SIZE)
+    for stage in range(2):
+        torch.testing.assert_close(refiner.readings(batched, pixels, stage), refiner.readings(whole, pixels, stage))
+
+
 def sample_face_crop(size=SIZE):
     gray = to_gray(sample_image())
     box = FaceDetector()(gray)[0]
@@ -106,7 +116,7 @@ def test_asking_for_a_second_stage_a_checkpoint_lacks_is_a_clear_error():
 def test_dry_run_and_cross_validation_write_nothing_and_bad_options_are_one_line(data_dir, tmp_path):
     env = {**os.environ, "FKP_DATA_DIR": data_dir}
     run = subprocess.run([sys.executable, "train_refiner.py", "--checkpoint", UDACITY_CHECKPOINT, "--dry-run",
-                          "--radii", "0.1,0.05", "--rank", "4", "--out", str(tmp_path / "x.pt")],
+                          "--radii", "0.1,0.05", "--rank", "4", "--fine", "2", "--out", str(tmp_path / "x.pt")],
                          cwd=ROOT, capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr
     assert "with the second stage" in run.stdout and "dry run" in run.stdout and not (tmp_path / "x.pt").exists()
@@ -115,7 +125,7 @@ def test_dry_run_and_cross_validation_write_nothing_and_bad_options_are_one_line
                             "--folds", "2"], cwd=ROOT, capture_output=True, text=True, env=env)
     assert folds.returncode == 0, folds.stderr
     assert "fold 2/2" in folds.stdout and "cross-validated NME" in folds.stdout and "wrote" not in folds.stdout
-    for flag, value in [("--radii", "0.1,-0.05"), ("--rank", "0"), ("--folds", "1")]:
+    for flag, value in [("--radii", "0.1,-0.05"), ("--rank", "0"), ("--folds", "1"), ("--fine", "0")]:
         bad = subprocess.run([sys.executable, "train_refiner.py", flag, value], cwd=ROOT, capture_output=True, text=True)
         assert bad.returncode == 2 and flag in bad.stderr.splitlines()[-1]
     bad = subprocess.run([sys.executable, "train_refiner.py", "--checkpoint", str(tmp_path / "none.pt")],
@@ -137,3 +147,25 @@ def test_a_fitted_stage_added_to_a_checkpoint_rebuilds_runs_and_replaces_an_earl
     torch_kp, onnx_kp = Keypointer(out, "torch", second_stage=True), Keypointer(out, "onnx", second_stage=True)
     assert np.abs(onnx_kp.raw(face) - torch_kp.raw(face)).max() < ONNX_TOLERANCE
     assert np.abs(torch_kp.raw(face) - Keypointer(out, "torch").raw(face)).max() > 0
+
+
+def test_a_second_stage_fitted_on_finer_crops_takes_them_and_the_network_their_pixel_means(tmp_path):
+    # train_refiner.py --fine 2: the refiner reads a crop twice the network's side
+    crops, starts, points = drawn_marks(120, np.random.default_rng(6))
+    fine = torch.nn.functional.interpolate(crops, scale_factor=2, mode="bilinear")
+    refiner = ShapeRefiner(2 * SIZE, radii=[0.05, 0.03])
+    fit_refiner(refiner, fine, starts, points, l2=1.0)
+    config = {"refiner": {"input_size": 2 * SIZE, "radii": [0.05, 0.03], "grid": refiner.grid,
+                          "rank": refiner.rank, "markup": 0}}
+    out = str(tmp_path / "fine_stage.pt")
+    add_fitted_part(UDACITY_CHECKPOINT, out, config, refiner.state_dict(), "refiner.")
+    torch_kp, onnx_kp, plain = (Keypointer(out, "torch", second_stage=True), Keypointer(out, "onnx", second_stage=True),
+                                Keypointer(out, "torch"))
+    assert (torch_kp.input_size, onnx_kp.input_size, plain.input_size) == (2 * SIZE, 2 * SIZE, SIZE)
+    face = sample_face_crop(2 * SIZE)
+    pooled = face.reshape(1, 1, SIZE, 2, SIZE, 2).mean((3, 5))
+    assert np.abs(onnx_kp.raw(face) - torch_kp.raw(face)).max() < ONNX_TOLERANCE
+    torch_kp.model.second_stage = False                  # the same network, on the pixel means
+    np.testing.assert_allclose(torch_kp.raw(face), plain.raw(pooled), atol=1e-5)
+    with pytest.raises(ValueError, match=f"reads {2 * SIZE} px crops"):
+        Keypointer(out, "torch", second_stage=True).raw(pooled)
