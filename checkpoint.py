@@ -9,6 +9,7 @@ import numpy as np
 
 from atomic import write_atomic
 
+NEW_BLOCK_SCALE = 0.01   # --init into a deeper net: the added residual blocks' last BatchNorm scale
 # Plain numpy scalars (e.g. a learning rate computed with numpy) are data, not code. The
 # function that rebuilds a pickled scalar is named by numpy's own pickle protocol.
 _SAFE_GLOBALS = [np.float64(0).__reduce__()[0], np.dtype, np.dtypes.Float64DType, np.dtypes.Float32DType]
@@ -95,17 +96,28 @@ def set_rng_state(state, loader):
 
 def load_network_weights(model, path):
     """Copy a checkpoint's network weights into ``model`` (--init): every tensor of the model
-    must be there with the same shape; parts fitted after training (the face head, the second
-    stage) are not copied. The input size may differ: the nets are fully convolutional."""
+    must be there with the same shape, except whole residual blocks a deeper net adds, which
+    start near the identity; parts fitted after training (the face head, the second stage) are
+    not copied. The input size may differ: the nets are fully convolutional."""
     state = load_checkpoint(path)["model"]
     own = model.state_dict()
     fitted = ("face_head.", "refiner.")
-    missing = [k for k in own if k not in state and not k.startswith(fitted)]
+    added = [name for name, module in model.named_modules() if type(module).__name__ == "_Residual"
+             and not any(k.startswith(name + ".") for k in state)]
+    missing = [k for k in own if k not in state and not k.startswith(fitted)
+               and not any(k.startswith(name + ".") for name in added)]
     wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
     if missing or wrong:
         raise ValueError(f"--init {path}: not the same network (missing {missing[:2]}, "
                          f"other shapes {wrong[:2]}); give the same --arch and --model-kwargs")
     model.load_state_dict({k: state.get(k, v) for k, v in own.items()})
+    for name in added:
+        # the block's last BatchNorm scaled near zero: x + block(x) starts as about x, and
+        # not at zero exactly, where the ReLU after it would pass no gradient
+        last = [m for m in model.get_submodule(name).modules() if type(m).__name__ == "BatchNorm2d"][-1]
+        last.weight.data.fill_(NEW_BLOCK_SCALE)
+        last.bias.data.zero_()
+    return added
 
 
 def export_release(src, dst):

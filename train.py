@@ -258,8 +258,8 @@ def train(cfg):
     if cfg.pretrained and not cfg.resume:
         models.load_imagenet_weights(model, architecture(cfg))
     if cfg.init and not cfg.resume:
-        load_network_weights(model, cfg.init)
-        log(f"started from {cfg.init}'s weights")
+        added = load_network_weights(model, cfg.init)
+        log(f"started from {cfg.init}'s weights" + (f"; new residual blocks {', '.join(added)}" if added else ""))
     if cfg.freeze_backbone:
         model.freeze_backbone()
     model = model.to(device)

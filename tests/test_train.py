@@ -228,6 +228,22 @@ def test_the_model_config_draws_nothing_from_the_random_generator():
     assert torch.equal(torch.rand(3), expected)
 
 
+def test_init_starts_a_deeper_residual_net_from_a_shallower_ones_function(tmp_path):
+    torch.manual_seed(0)
+    kwargs = dict(input_size=32, width=[8, 16, 24, 32], neck=8, residual=True)
+    shallow = models.HeatmapNet(depth=[1, 2, 2, 1], **kwargs)
+    path = str(tmp_path / "shallow.pt")
+    checkpoint.save_checkpoint({"config": {"model": {"arch": "heatmapnet", **kwargs}}, "model": shallow.state_dict()}, path)
+    deeper = models.HeatmapNet(depth=[1, 2, 3, 2], **kwargs)
+    assert checkpoint.load_network_weights(deeper, path) == ["stages.2.2", "stages.3.1"]
+    x = torch.rand(4, 1, 32, 32)
+    with torch.no_grad():
+        gap = (deeper.eval()(x) - shallow.eval()(x)).abs().max()
+    assert 0 < gap < 0.05              # near the shallow net, and the new blocks not dead
+    with pytest.raises(ValueError, match="not the same network"):   # without skips a block is no identity
+        checkpoint.load_network_weights(models.HeatmapNet(depth=[1, 2, 3, 2], **{**kwargs, "residual": False}), path)
+
+
 def test_init_starts_a_larger_input_from_a_trained_nets_weights(short_run, data_dir, tmp_path, capsys):
     small = dict(arch="heatmapnet", model_kwargs={"neck": 16}, epochs=1, subset=64)
     train.train(config(data_dir, tmp_path / "64", **small))                    # at 64 px
