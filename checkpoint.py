@@ -99,10 +99,12 @@ def load_network_weights(model, path):
     must be there with the same shape, except whole residual blocks a deeper net adds, which
     start near the identity; parts fitted after training (the face head, the second stage) are
     not copied. The input size may differ: the nets are fully convolutional."""
+    import torch
+    import models
     state = load_checkpoint(path)["model"]
     own = model.state_dict()
     fitted = ("face_head.", "refiner.")
-    added = [name for name, module in model.named_modules() if type(module).__name__ == "_Residual"
+    added = [name for name, module in model.named_modules() if isinstance(module, models._Residual)
              and not any(k.startswith(name + ".") for k in state)]
     missing = [k for k in own if k not in state and not k.startswith(fitted)
                and not any(k.startswith(name + ".") for name in added)]
@@ -114,7 +116,7 @@ def load_network_weights(model, path):
     for name in added:
         # the block's last BatchNorm scaled near zero: x + block(x) starts as about x, and
         # not at zero exactly, where the ReLU after it would pass no gradient
-        last = [m for m in model.get_submodule(name).modules() if type(m).__name__ == "BatchNorm2d"][-1]
+        last = [m for m in model.get_submodule(name).modules() if isinstance(m, torch.nn.BatchNorm2d)][-1]
         last.weight.data.fill_(NEW_BLOCK_SCALE)
         last.bias.data.zero_()
     return added

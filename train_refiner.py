@@ -52,19 +52,19 @@ def crops_and_points(dataset, passes, limit=0):
 
 
 @torch.no_grad()
+def in_batches(call, *tensors):
+    """``call`` on BATCH rows of the tensors at a time, the results concatenated."""
+    return torch.cat([call(*(t[i:i + BATCH] for t in tensors)) for i in range(0, len(tensors[0]), BATCH)])
+
+
 def network_points(model, crops):
     """(N, 68, 2): the network's own points (no second stage), in batches."""
     model.second_stage = False
-    return torch.cat([model(crops[i:i + BATCH]) for i in range(0, len(crops), BATCH)]).reshape(len(crops), -1, 2)
+    return in_batches(model, crops).reshape(len(crops), -1, 2)
 
 
 def mean_nme(points, targets):
     return float(nme_per_face(points.numpy(), targets.numpy()).mean())
-
-
-@torch.no_grad()
-def refine_in_batches(refiner, crops, shapes):
-    return torch.cat([refiner(crops[i:i + BATCH], shapes[i:i + BATCH]) for i in range(0, len(crops), BATCH)])
 
 
 def radii_option(text):
@@ -86,7 +86,7 @@ def cross_validate(refiner, crops, shapes, targets, l2, folds, faces):
     for fold in range(folds):
         held, kept = fold_of == fold, fold_of != fold
         fit_refiner(refiner, crops[kept], shapes[kept], targets[kept], l2)
-        refined = refine_in_batches(refiner, crops[held], shapes[held])
+        refined = in_batches(refiner, crops[held], shapes[held])
         scores.append((mean_nme(shapes[held], targets[held]), mean_nme(refined, targets[held])))
         print(f"fold {fold + 1}/{folds}: network {scores[-1][0]:.4f}, with the second stage {scores[-1][1]:.4f}",
               flush=True)
@@ -146,7 +146,7 @@ def main(argv=None):
                 log=lambda stage, points: print(f"  after stage {stage + 1}: {mean_nme(points, targets):.4f}", flush=True))
     val_crops, val_targets = crops_and_points(val_set, 1, limit)
     val_shapes = network_points(model, val_crops)
-    refined = refine_in_batches(refiner, val_crops, val_shapes)
+    refined = in_batches(refiner, val_crops, val_shapes)
     print(f"validation NME ({len(val_crops)} held-out faces): network {mean_nme(val_shapes, val_targets):.4f}, "
           f"with the second stage {mean_nme(refined, val_targets):.4f}")
     if args.dry_run:
