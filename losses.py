@@ -49,13 +49,30 @@ def predict(model, images, markups=None):
     return model(images)
 
 
+EYE_DISTANCE_FLOOR = 0.1   # [-1, 1] frame units (~6 px at 112 px): a profile's eyes nearly meet
+
+
+def eye_weights(targets):
+    """(N, 1) weights proportional to 1 / each face's outer-eye-corner distance (points 36
+    and 45), averaging 1 over the batch: errors then count as NME counts them."""
+    distance = (targets[:, 45] - targets[:, 36]).norm(dim=-1).clamp_min(EYE_DISTANCE_FLOOR)
+    weights = 1 / distance
+    return (weights / weights.mean())[:, None]
+
+
 def compute_loss(model, images, targets, loss_fn, cfg, markups=None):
     """(loss to minimise, coordinate loss): the two differ by the heatmap regulariser
-    when ``cfg.heatmap_reg`` > 0; the coordinate loss is the one validation reports.
-    ``markups``: (N,) head indices of a multi-head model."""
+    when ``cfg.heatmap_reg`` > 0 and by the faces' weights when ``cfg.eye_weighted``; the
+    coordinate loss is the one validation reports. ``markups``: (N,) head indices of a
+    multi-head model."""
     if not cfg.heatmap_reg or not hasattr(model, "heatmaps"):
-        loss = loss_fn(predict(model, images, markups), targets.flatten(1))
-        return loss, loss
+        preds = predict(model, images, markups)
+        loss = loss_fn(preds, targets.flatten(1))
+        if not cfg.eye_weighted:
+            return loss, loss
+        # both sides scaled: exact for L1, and for SmoothL1 at the default beta (L1-like)
+        weights = eye_weights(targets)
+        return loss_fn(preds * weights, targets.flatten(1) * weights), loss
     if getattr(model, "heads", 1) == 1:
         markups = None
     prob = model.probabilities(model.heatmaps(images, markups))

@@ -3,9 +3,8 @@
 The validation split is held out of the training data, never the test set: by person from
 Udacity's CSV, by image from 300-W-layout folders (train_data.py); it is the first dataset's
 (--datasets). Validation loss and NME measure generalisation to faces the model has not seen.
-Each epoch writes
-``last.pt`` (for --resume), ``best.pt`` (lowest validation loss), ``history.csv`` and
-``loss.png`` into --out-dir; checkpoints are replaced atomically.
+Each epoch writes ``last.pt`` (for --resume), ``best.pt`` (lowest validation loss), ``history.csv``
+and ``loss.png`` into --out-dir; checkpoints are replaced atomically.
 """
 import argparse
 import copy
@@ -73,6 +72,8 @@ class TrainConfig:
                                   # Gaussian at its keypoint (DSNT); 0: off. 0.1 trains faster
                                   # but did not lower the test NME of a full run (docs/experiments.md)
     heatmap_sigma: float = 1.0    # that Gaussian's standard deviation, in heatmap cells
+    eye_weighted: bool = False    # weigh each face's errors by 1 / its outer-eye distance, as NME
+                                  # does; not better (docs/experiments.md)
     val_fraction: float = 0.1     # fraction of people (Udacity) or images (300-W) held out for validation
     framing: str = "detector"     # detector: replay Haar ROI framings measured on the training
                                   # faces (framing.measure_framings); keypoints: face_square only
@@ -96,6 +97,8 @@ class TrainConfig:
     num_workers: int = 2          # data-loading processes (augmentation runs there)
     seed: int = 0                 # seeds the validation split, the shuffling and the augmentations
     device: str = "auto"          # auto | cpu | cuda
+    channels_last: bool = False   # activations in channels-last memory order: epochs about 1.5x as
+                                  # fast on a CPU (the shipped models were trained without it)
     dry_run: bool = False         # a few batches of one epoch, to check the plumbing
     resume: bool = False          # continue from out_dir/last.pt
     init: str = ""                # start from this checkpoint's network weights, e.g. a net trained
@@ -262,7 +265,7 @@ def train(cfg):
         log(f"started from {cfg.init}'s weights" + (f"; new residual blocks {', '.join(added)}" if added else ""))
     if cfg.freeze_backbone:
         model.freeze_backbone()
-    model = model.to(device)
+    model = model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
     loss_fn, optimizer = make_loss(cfg), make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
     if cfg.heatmap_reg and not hasattr(model, "heatmaps"):
         log(f"note: {cfg.arch} regresses coordinates directly; --heatmap-reg does not apply")

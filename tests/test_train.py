@@ -82,6 +82,19 @@ def test_same_seed_same_result(data_dir, tmp_path):
     assert a[0]["val_loss"] == b[0]["val_loss"]
 
 
+def test_channels_last_trains_the_same_net(data_dir, tmp_path):
+    run = dict(epochs=1, subset=64, arch="heatmapnet", model_kwargs={"residual": True})
+    plain = train.train(config(data_dir, tmp_path / "plain", **run))
+    fast = train.train(config(data_dir, tmp_path / "fast", channels_last=True, **run))
+    # the same sums in another order: Adam can turn a rounding-sized gradient into a whole step
+    # on a few weights, so the losses are compared, not the weights bit for bit
+    assert fast[0]["train_loss"] == pytest.approx(plain[0]["train_loss"], rel=1e-3)
+    assert fast[0]["val_loss"] == pytest.approx(plain[0]["val_loss"], rel=1e-3)
+    model, _ = checkpoint.load_model(str(tmp_path / "fast" / "last.pt"))   # an ordinary net again
+    crops = torch.rand(2, 1, 64, 64)
+    torch.testing.assert_close(model(crops), model.to(memory_format=torch.channels_last)(crops), rtol=1e-4, atol=1e-5)
+
+
 def test_cli_dry_run(data_dir, tmp_path):
     train.main(["--data-dir", data_dir, "--out-dir", str(tmp_path), "--dry-run", "--subset", "64",
                 "--input-size", "64", "--num-workers", "0", "--arch", "smallnet", "--framing", "keypoints"])
@@ -134,6 +147,26 @@ def test_wing_loss_is_log_shaped_below_its_width_and_continuous_at_it():
     assert above == pytest.approx(below, abs=1e-5)
     assert wing(torch.tensor([1.2]), zero).item() - wing(torch.tensor([0.7]), zero).item() == pytest.approx(0.5)
     assert wing(torch.tensor([-0.1]), zero).item() == wing(torch.tensor([0.1]), zero).item()
+
+
+def test_eye_weighted_loss_counts_a_face_with_half_the_eye_distance_twice():
+    targets = torch.zeros(2, 68, 2)
+    targets[:, 36, 0], targets[:, 45, 0] = -0.2, 0.2
+    targets[1] *= 0.5                                  # eyes 0.2 apart instead of 0.4
+    weights = losses.eye_weights(targets)
+    torch.testing.assert_close(weights[:, 0], torch.tensor([2 / 3, 4 / 3]))
+    cfg = train.TrainConfig(loss="l1", eye_weighted=True)
+
+    def loss_with_error_on(face):
+        preds = targets.flatten(1).clone()
+        preds[face] += 0.1
+        return losses.compute_loss(lambda x: preds, None, targets, losses.make_loss(cfg), cfg)
+
+    (wide, plain), (narrow, _) = loss_with_error_on(0), loss_with_error_on(1)
+    assert plain.item() == pytest.approx(0.05)         # what validation reports stays unweighted
+    assert narrow.item() == pytest.approx(2 * wide.item()) and wide.item() == pytest.approx(0.1 / 3)
+    profile = torch.zeros(1, 68, 2)                    # eyes at one point: the floor, not a division by 0
+    assert torch.isfinite(losses.eye_weights(profile)).all()
 
 
 def test_weight_average_moves_each_weight_by_one_minus_decay():
