@@ -1,0 +1,77 @@
+"""Time per training step of a keypoint net on this machine, in each memory order train.py
+offers: the default (contiguous), ``--channels-last``, and torch.compile for comparison.
+
+One step is forward, SmoothL1 loss, backward and an Adam update on a batch of random crops,
+as train.train_one_epoch does it, without data loading; the median of ``runs`` steps after a
+warm-up. Run it with nothing else on the machine.
+
+    python benchmarks/train_step.py [--checkpoint saved_models/keypointnet_wild.pt] [--batch 32]
+        [--runs 20] [--json outputs/train_step.json]
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import models  # noqa: E402
+from atomic import write_json  # noqa: E402
+from checkpoint import CheckpointError, load_checkpoint  # noqa: E402
+from keypointer import DEFAULT_CHECKPOINT  # noqa: E402
+
+WARM_UP = 5
+MODES = ("contiguous", "channels_last", "compile")
+
+
+def step_ms(config, mode, batch, runs):
+    """Median milliseconds of one training step of a fresh net built from ``config``."""
+    torch.manual_seed(0)
+    model = models.build_model(config).train()
+    if mode == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+    run = torch.compile(model) if mode == "compile" else model
+    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+    loss_fn = torch.nn.SmoothL1Loss(beta=0.01)
+    size = config["input_size"]
+    crops, targets = torch.rand(batch, 1, size, size), torch.rand(batch, models.NUM_OUTPUTS) * 2 - 1
+    times = []
+    for i in range(WARM_UP + runs):
+        t0 = time.perf_counter()
+        loss = loss_fn(run(crops), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if i >= WARM_UP:
+            times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="the net to time (its config, not its weights)")
+    p.add_argument("--batch", type=int, default=32, help="faces per step (default: %(default)s, train.py's)")
+    p.add_argument("--runs", type=int, default=20, help="timed steps per mode (default: %(default)s)")
+    p.add_argument("--modes", default=",".join(MODES), help="comma-separated, of " + ", ".join(MODES))
+    p.add_argument("--json", help="also write the figures here")
+    args = p.parse_args(argv)
+    modes = args.modes.split(",")
+    if unknown := [m for m in modes if m not in MODES]:
+        p.error(f"unknown mode {unknown[0]!r}; choose from {', '.join(MODES)}")
+    try:
+        config = {**load_checkpoint(args.checkpoint)["config"]["model"], "face_head": False, "refiner": None}
+    except CheckpointError as e:
+        sys.exit(f"error: {e}")
+    figures = {"threads": torch.get_num_threads(), "batch": args.batch, "input_size": config["input_size"]}
+    for mode in modes:
+        ms = step_ms(config, mode, args.batch, args.runs)
+        figures[mode] = {"ms per step": ms, "faces per second": 1000 * args.batch / ms}
+        print(f"{mode:14s} {ms:7.1f} ms per step of {args.batch}  {1000 * args.batch / ms:6.1f} faces/s", flush=True)
+    if args.json:
+        write_json(args.json, figures)
+
+
+if __name__ == "__main__":
+    main()
