@@ -55,7 +55,8 @@ def test_run_writes_checkpoints_history_and_plot(short_run):
 @pytest.mark.parametrize("ema, channels_last", [(0.0, False), (0.9, False), (0.0, True)])
 def test_an_interrupted_run_resumed_ends_with_the_uninterrupted_weights(data_dir, tmp_path, monkeypatch, ema,
                                                                         channels_last):
-    run = dict(epochs=3, subset=96, ema=ema, channels_last=channels_last)   # detector framing, rotation, flips: random draws
+    # detector framing, rotation, flips: random draws
+    run = dict(epochs=3, subset=96, ema=ema, channels_last=channels_last)
     train.train(config(data_dir, tmp_path / "whole", **run))
     one_epoch, calls = train.train_one_epoch, []
 
