@@ -97,7 +97,7 @@ class TrainConfig:
     num_workers: int = 2          # data-loading processes (augmentation runs there)
     seed: int = 0                 # seeds the validation split, the shuffling and the augmentations
     device: str = "auto"          # auto | cpu | cuda
-    channels_last: bool = False   # activations in channels-last memory order: epochs about 1.5x as
+    channels_last: bool = False   # activations in channels-last memory order: epochs about 1.4x as
                                   # fast on a CPU (the shipped models were trained without it)
     dry_run: bool = False         # a few batches of one epoch, to check the plumbing
     resume: bool = False          # continue from out_dir/last.pt

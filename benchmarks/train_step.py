@@ -3,7 +3,7 @@ offers: the default (contiguous), ``--channels-last``, and torch.compile for com
 
 One step is forward, SmoothL1 loss, backward and an Adam update on a batch of random crops,
 as train.train_one_epoch does it, without data loading; the median of ``runs`` steps after a
-warm-up. Run it with nothing else on the machine.
+warm-up, printed as a Markdown table. Run it with nothing else on the machine.
 
     python benchmarks/train_step.py [--checkpoint saved_models/keypointnet_wild.pt] [--batch 32]
         [--runs 20] [--json outputs/train_step.json]
@@ -65,10 +65,12 @@ def main(argv=None):
     except CheckpointError as e:
         sys.exit(f"error: {e}")
     figures = {"threads": torch.get_num_threads(), "batch": args.batch, "input_size": config["input_size"]}
+    print(f"| memory order ({config['input_size']} px, batch of {args.batch}, {figures['threads']} threads) "
+          "| ms per step | faces per second |\n|---|---:|---:|", flush=True)   # a Markdown table
     for mode in modes:
         ms = step_ms(config, mode, args.batch, args.runs)
         figures[mode] = {"ms per step": ms, "faces per second": 1000 * args.batch / ms}
-        print(f"{mode:14s} {ms:7.1f} ms per step of {args.batch}  {1000 * args.batch / ms:6.1f} faces/s", flush=True)
+        print(f"| {mode} | {ms:.0f} | {1000 * args.batch / ms:.0f} |", flush=True)
     if args.json:
         write_json(args.json, figures)
 
