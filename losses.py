@@ -63,16 +63,12 @@ def eye_weights(targets):
 def compute_loss(model, images, targets, loss_fn, cfg, markups=None):
     """(loss to minimise, coordinate loss): the two differ by the heatmap regulariser
     when ``cfg.heatmap_reg`` > 0 and by the faces' weights when ``cfg.eye_weighted``; the
-    coordinate loss is the one validation reports. ``markups``: (N,) head indices of a
+    plain coordinate loss is the one validation reports. ``markups``: (N,) head indices of a
     multi-head model."""
     if not cfg.heatmap_reg or not hasattr(model, "heatmaps"):
         preds = predict(model, images, markups)
         loss = loss_fn(preds, targets.flatten(1))
-        if not cfg.eye_weighted:
-            return loss, loss
-        # both sides scaled: exact for L1, and for SmoothL1 at the default beta (L1-like)
-        weights = eye_weights(targets)
-        return loss_fn(preds * weights, targets.flatten(1) * weights), loss
+        return minimised(loss, preds, targets, loss_fn, cfg), loss
     if getattr(model, "heads", 1) == 1:
         markups = None
     prob = model.probabilities(model.heatmaps(images, markups))
@@ -80,5 +76,16 @@ def compute_loss(model, images, targets, loss_fn, cfg, markups=None):
     inside = (targets.abs() <= 1).all(-1)              # keypoints outside the crop get no heatmap
     js = js_divergence(prob, gaussian_targets(model.cell_xy, targets, sigma))
     reg = (js * inside).sum() / inside.sum().clamp_min(1)
-    coordinate_loss = loss_fn(model.decode(prob), targets.flatten(1))
-    return coordinate_loss + cfg.heatmap_reg * reg, coordinate_loss
+    preds = model.decode(prob)
+    coordinate_loss = loss_fn(preds, targets.flatten(1))
+    return minimised(coordinate_loss, preds, targets, loss_fn, cfg) + cfg.heatmap_reg * reg, coordinate_loss
+
+
+def minimised(loss, preds, targets, loss_fn, cfg):
+    """The coordinate loss to minimise: ``loss``, or with ``cfg.eye_weighted`` each face's errors
+    scaled by :func:`eye_weights` (both sides scaled: exact for L1, and for SmoothL1 at the
+    default beta, which is L1-like)."""
+    if not cfg.eye_weighted:
+        return loss
+    weights = eye_weights(targets)
+    return loss_fn(preds * weights, targets.flatten(1) * weights)

@@ -17,6 +17,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import cli  # noqa: E402
 import models  # noqa: E402
 from atomic import write_json  # noqa: E402
 from checkpoint import CheckpointError, load_checkpoint  # noqa: E402
@@ -52,8 +53,8 @@ def step_ms(config, mode, batch, runs):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="the net to time (its config, not its weights)")
-    p.add_argument("--batch", type=int, default=32, help="faces per step (default: %(default)s, train.py's)")
-    p.add_argument("--runs", type=int, default=20, help="timed steps per mode (default: %(default)s)")
+    p.add_argument("--batch", type=cli.number(int, 1), default=32, help="faces per step (default: %(default)s, train.py's)")
+    p.add_argument("--runs", type=cli.number(int, 1), default=20, help="timed steps per mode (default: %(default)s)")
     p.add_argument("--modes", default=",".join(MODES), help="comma-separated, of " + ", ".join(MODES))
     p.add_argument("--json", help="also write the figures here")
     args = p.parse_args(argv)
