@@ -1,8 +1,8 @@
 """Time per training step of a keypoint net on this machine, in each memory order train.py
 offers: the default (contiguous), ``--channels-last``, and torch.compile for comparison.
 
-One step is forward, SmoothL1 loss, backward and an Adam update on a batch of random crops,
-as train.train_one_epoch does it, without data loading; the median of ``runs`` steps after a
+One step is train.train_one_epoch over a single batch of random crops (forward, the recipe's
+SmoothL1 loss, backward, an Adam update), without data loading; the median of ``runs`` steps after a
 warm-up, printed as a Markdown table. Run it with nothing else on the machine.
 
     python benchmarks/train_step.py [--checkpoint saved_models/keypointnet_wild.pt] [--batch 32]
@@ -19,32 +19,32 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import cli  # noqa: E402
 import models  # noqa: E402
+import train  # noqa: E402
 from atomic import write_json  # noqa: E402
 from checkpoint import CheckpointError, load_checkpoint  # noqa: E402
 from keypointer import DEFAULT_CHECKPOINT  # noqa: E402
+from losses import make_loss  # noqa: E402
 
 WARM_UP = 5
 MODES = ("contiguous", "channels_last", "compile")
 
 
 def step_ms(config, mode, batch, runs):
-    """Median milliseconds of one training step of a fresh net built from ``config``."""
+    """Median milliseconds of one training step (train.train_one_epoch over one batch, the
+    default recipe's loss and optimizer) of a fresh net built from ``config``."""
     torch.manual_seed(0)
-    model = models.build_model(config).train()
-    if mode == "channels_last":
-        model = model.to(memory_format=torch.channels_last)
+    cfg = train.TrainConfig(batch_size=batch, channels_last=mode == "channels_last")
+    model = models.build_model(config).to(memory_format=torch.channels_last if cfg.channels_last
+                                          else torch.preserve_format)
     run = torch.compile(model) if mode == "compile" else model
-    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
-    loss_fn = torch.nn.SmoothL1Loss(beta=0.01)
+    optimizer = train.make_optimizer(cfg, model.parameters())
+    scheduler = train.make_scheduler(cfg, optimizer, WARM_UP + runs)
     size = config["input_size"]
-    crops, targets = torch.rand(batch, 1, size, size), torch.rand(batch, models.NUM_OUTPUTS) * 2 - 1
+    one_batch = [{"image": torch.rand(batch, 1, size, size), "keypoints": torch.rand(batch, 68, 2) * 2 - 1}]
     times = []
     for i in range(WARM_UP + runs):
         t0 = time.perf_counter()
-        loss = loss_fn(run(crops), targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train.train_one_epoch(run, one_batch, make_loss(cfg), optimizer, scheduler, "cpu", cfg)
         if i >= WARM_UP:
             times.append(time.perf_counter() - t0)
     return 1000 * statistics.median(times)
