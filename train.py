@@ -177,6 +177,11 @@ class WeightAverage:
                 average.copy_(current)
 
 
+def memory_format(cfg):
+    """The activations' memory order that ``cfg.channels_last`` asks for."""
+    return torch.channels_last if cfg.channels_last else torch.preserve_format
+
+
 def train_one_epoch(model, loader, loss_fn, optimizer, scheduler, device, cfg, max_batches=None,
                     average=None):
     """One pass over ``loader`` (updating ``average``, a WeightAverage, after each step);
@@ -265,7 +270,7 @@ def train(cfg):
         log(f"started from {cfg.init}'s weights" + (f"; new residual blocks {', '.join(added)}" if added else ""))
     if cfg.freeze_backbone:
         model.freeze_backbone()
-    model = model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
+    model = model.to(device, memory_format=memory_format(cfg))
     loss_fn, optimizer = make_loss(cfg), make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
     if cfg.heatmap_reg and not hasattr(model, "heatmaps"):
         log(f"note: {cfg.arch} regresses coordinates directly; --heatmap-reg does not apply")

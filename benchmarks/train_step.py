@@ -34,8 +34,7 @@ def step_ms(config, mode, batch, runs):
     default recipe's loss and optimizer) of a fresh net built from ``config``."""
     torch.manual_seed(0)
     cfg = train.TrainConfig(batch_size=batch, channels_last=mode == "channels_last")
-    model = models.build_model(config).to(memory_format=torch.channels_last if cfg.channels_last
-                                          else torch.preserve_format)
+    model = models.build_model(config).to(memory_format=train.memory_format(cfg))
     run = torch.compile(model) if mode == "compile" else model
     optimizer = train.make_optimizer(cfg, model.parameters())
     scheduler = train.make_scheduler(cfg, optimizer, WARM_UP + runs)
