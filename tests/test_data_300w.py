@@ -202,3 +202,23 @@ def test_a_reframe_ratio_under_one_is_a_one_line_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_:
         evaluate.main(["--reframe", "0.8"])
     assert exit_.value.code == 2 and "--reframe: 0.8: give a ratio above 1, or 0 for never" in capsys.readouterr().err
+
+
+def test_dlib_sets_hold_out_what_training_holds_out(tmp_path):
+    """benchmarks/dlib_sets.py scores the validation faces train.py's defaults hold out of the
+    model card's training folders, and LFPW's two folders whole."""
+    import train
+    from benchmarks.dlib_sets import SEED, TRAINING_FOLDERS, VAL_FRACTION, photograph_sets
+    assert (VAL_FRACTION, SEED) == (train.TrainConfig.val_fraction, train.TrainConfig.seed)
+    counts = {"afw": 6, "helen/trainset": 7, "lfpw/trainset": 5, "lfpw/testset": 3}
+    for sub, n in counts.items():
+        (tmp_path / sub).mkdir(parents=True)
+        for i in range(n):
+            write_image(tmp_path / sub / f"f{i}.png", size=40, seed=i)
+            w.write_pts(tmp_path / sub / f"f{i}.pts", face_points(i, size=40))
+    sets = photograph_sets(str(tmp_path))
+    val, lfpw_train, lfpw_test = sets.values()
+    training = w.read_sources([str(tmp_path / d) for d in TRAINING_FOLDERS])
+    _, held = w.split_by_image(training, VAL_FRACTION, SEED)
+    assert val.names == [training[i].name for i in held] and len(val) == 2     # 10 % of 18 images
+    assert (len(lfpw_train), len(lfpw_test)) == (5, 3)
