@@ -42,6 +42,8 @@ class TrainConfig:
                                   # checkpoint's default head and the one validation scores)
     data_dir: str = ""            # Udacity dataset root; empty: $FKP_DATA_DIR, else ./data
     wild_dirs: str = ""           # 300w: comma-separated 300-W-layout folders or dlib .xml files
+    extra_dirs: str = ""          # 300w: more such folders for training only, never validation
+                                  # (e.g. pseudo_label.py's teacher-labelled Udacity frames)
     cache_dir: str = ""           # where 300-W face crops are cached; empty: $FKP_CACHE_DIR, else ./cache
     out_dir: str = "runs/heatmapnet"  # last.pt, best.pt, history.csv and loss.png go here
     arch: str = "heatmapnet"      # one of models.ARCHITECTURES
@@ -132,6 +134,8 @@ def architecture(cfg):
 def model_config(cfg):
     kwargs = cfg.model_kwargs or {}
     heads = len(parse_datasets(cfg.datasets))
+    if cfg.extra_dirs and "300w" not in parse_datasets(cfg.datasets):
+        raise ValueError("--extra-dirs adds faces in 300-W's markup: --datasets must name 300w")
     if heads > 1:
         if architecture(cfg) != "heatmapnet":
             raise ValueError(f"training on {cfg.datasets} needs one head per markup: --arch heatmapnet")

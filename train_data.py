@@ -96,17 +96,19 @@ def wild_sets(cfg, cache_size=data_300w.CACHE_SIZE):
     if not cfg.wild_dirs:
         raise ValueError("--datasets names 300w but --wild-dirs is empty (300-W-layout folders or dlib .xml files)")
     faces = data_300w.read_sources(cfg.wild_dirs)
+    extra = data_300w.read_sources(cfg.extra_dirs) if cfg.extra_dirs else []
     if cfg.subset:
-        faces = faces[:cfg.subset]
+        faces, extra = faces[:cfg.subset], extra[:cfg.subset]
     measure = None
     if _check_framing(cfg):
         detector = FaceDetector()
 
         def measure(gray, keypoints):
             return framing.framing_of(detector(gray), keypoints)
-    crops, keypoints, framings = data_300w.build_face_cache(faces, measure, cfg.cache_dir or None, cache_size)
+    crops, keypoints, framings = data_300w.build_face_cache(faces + extra, measure, cfg.cache_dir or None, cache_size)
     train_idx, val_idx = data_300w.split_by_image(faces, cfg.val_fraction, cfg.seed)
-    names = [f.name for f in faces]
+    train_idx += list(range(len(faces), len(faces) + len(extra)))
+    names = [f.name for f in faces + extra]
     found = framings[train_idx]
     found = found[np.isfinite(found).all(1)] if measure else None
     if measure:

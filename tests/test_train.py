@@ -252,6 +252,8 @@ def test_wild_data_options_are_one_line_errors(data_dir, wild_dir, tmp_path, cap
     refused_while_parsing(["--out-dir", str(tmp_path), "--dry-run", "--datasets", "ibug"], "--datasets 'ibug'", capsys)
     refused_while_parsing(["--data-dir", data_dir, "--out-dir", str(tmp_path), "--dry-run", "--datasets", "300w+udacity",
                            "--wild-dirs", wild_dir, "--arch", "smallnet"], "one head per markup: --arch heatmapnet", capsys)
+    refused_while_parsing(["--data-dir", data_dir, "--out-dir", str(tmp_path), "--dry-run", "--extra-dirs", wild_dir],
+                          "--datasets must name 300w", capsys)
 
 
 def test_the_model_config_draws_nothing_from_the_random_generator():
