@@ -51,3 +51,13 @@ def test_a_missed_face_is_a_failure_entering_the_mean_at_the_threshold():
     assert summary["failure_rate"] == 0.5 and summary["missed"] == 1 and summary["detection_rate"] == 0.75
     # CED: 1/4 of the faces from 0.02, 2/4 from 0.04; the missed one never: (0.25 * 0.02 + 0.5 * 0.06) / 0.1
     assert summary["auc"] == pytest.approx(0.35, abs=0.005)
+
+
+def test_the_paired_interval_holds_a_constant_difference_and_widens_with_noise():
+    from benchmarks.paired import paired_interval
+    a = np.linspace(0.02, 0.08, 200)
+    assert paired_interval(a, a - 0.003) == pytest.approx((-0.003, -0.003, -0.003))
+    noise = np.random.default_rng(1).normal(0, 0.004, 200)
+    mean, low, high = paired_interval(a, a + noise)
+    assert low < mean < high and low < 0 < high                      # no difference: the interval holds 0
+    assert high - low == pytest.approx(2 * 1.96 * 0.004 / np.sqrt(200), rel=0.15)

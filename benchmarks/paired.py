@@ -1,0 +1,79 @@
+"""Is one checkpoint better than another, beyond what the choice of test faces explains?
+
+    python benchmarks/paired.py A.pt B.pt [--faces FOLDERS] [--framing gt|haar] [--json out.json]
+
+Without --faces: the three sets of benchmarks/dlib_sets.py (the validation faces train.py holds out,
+LFPW's training photographs, LFPW test), from $FKP_300W_DIR or ../shared/data/300w.
+
+Both checkpoints place the points of the same faces (evaluate.py's pipelines, each with its second
+stage where it has one); the difference of their per-face NME (B - A, negative: B is better) is
+averaged and resampled by face (a paired bootstrap): the interval says how much of it another
+draw of faces of this kind could undo. Accuracy only.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from checkpoint import CheckpointError  # noqa: E402
+from data_300w import WILD_DIR_ENV, find_300w_dir  # noqa: E402
+from data_files import DataError  # noqa: E402
+from evaluate import cnn_pipeline, load_faces, run_on_dataset  # noqa: E402
+from face_detector import FaceDetector  # noqa: E402
+from keypointer import Keypointer  # noqa: E402
+
+RESAMPLES = 10000
+LEVEL = 0.95
+
+
+def paired_interval(a, b, resamples=RESAMPLES, level=LEVEL, seed=0):
+    """(mean of b - a, low, high): a percentile interval of that mean over faces drawn again."""
+    diff = np.asarray(b, np.float64) - np.asarray(a, np.float64)
+    draws = np.random.default_rng(seed).integers(0, len(diff), (resamples, len(diff)))
+    means = diff[draws].mean(1)
+    tail = 100 * (1 - level) / 2
+    return float(diff.mean()), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
+def per_face_nme(checkpoint, faces, framing):
+    find_boxes, landmarks = cnn_pipeline(Keypointer(checkpoint), framing, FaceDetector() if framing == "haar" else None)
+    return np.array([r["nme"] for r in run_on_dataset(faces, find_boxes, landmarks)])
+
+
+def compare(a_path, b_path, faces, framing):
+    a, b = (per_face_nme(c, faces, framing) for c in (a_path, b_path))
+    mean, low, high = paired_interval(a, b)
+    return {"n": len(a), "nme_a": float(a.mean()), "nme_b": float(b.mean()), "b_minus_a": mean,
+            "interval": [low, high], "level": LEVEL, "b_better_on": int((b < a).sum())}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("a", help="the reference checkpoint")
+    p.add_argument("b", help="the checkpoint compared with it")
+    p.add_argument("--faces", help="300-W-layout folders or dlib .xml files, comma-separated (default: the three sets)")
+    p.add_argument("--framing", choices=("gt", "haar"), default="gt", help="as evaluate.py's (default: %(default)s)")
+    p.add_argument("--json", help="write the figures here")
+    args = p.parse_args(argv)
+    if not args.faces and find_300w_dir() is None:
+        p.error(f"no 300-W copy: set {WILD_DIR_ENV} or pass --faces")
+    from benchmarks.dlib_sets import photograph_sets
+    result = {"a": args.a, "b": args.b, "framing": args.framing, "sets": {}}
+    try:
+        sets = {args.faces: load_faces(args.faces)} if args.faces else photograph_sets(find_300w_dir())
+        for name, faces in sets.items():
+            r = result["sets"][name] = compare(args.a, args.b, faces, args.framing)
+            low, high = r["interval"]
+            print(f"{name}: {r['n']} faces, A {r['nme_a']:.4f}  B {r['nme_b']:.4f}  B - A {r['b_minus_a']:+.4f} "
+                  f"({LEVEL:.0%} interval {low:+.4f} to {high:+.4f}); B better on {r['b_better_on']}", flush=True)
+    except (CheckpointError, DataError) as e:
+        sys.exit(f"error: {e}")
+    if args.json:
+        from atomic import write_json
+        write_json(args.json, result)
+
+
+if __name__ == "__main__":
+    main()
