@@ -1,11 +1,8 @@
 """The README's figures are the benchmarks' JSON, written by benchmarks/results.py."""
 import os
-import sys
 
 from conftest import ROOT
-
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-import results  # noqa: E402
+from benchmarks import results   # as a package: benchmarks/ on sys.path would shadow video.py
 
 
 def readme():
