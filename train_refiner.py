@@ -112,6 +112,9 @@ def main(argv=None):
     p.add_argument("--folds", type=cli.number(int, low=2), default=0,
                    help="cross-validate these settings instead: fit on all folds of the training faces but one, "
                         "score the one left out, in turn; nothing written")
+    p.add_argument("--extra-dirs", default=None,
+                   help="fit on these 300-W-layout folders' faces as well (train.py's --extra-dirs; never "
+                        "validation); default: the checkpoint's own")
     p.add_argument("--dry-run", action="store_true", help=f"{DRY_RUN_FACES} faces, one pass, nothing written")
     args = p.parse_args(argv)
     start = time.perf_counter()
@@ -124,6 +127,8 @@ def main(argv=None):
             raise CheckpointError(f"{args.checkpoint}: not a heatmap net with its training config")
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         cfg = TrainConfig(**{k: v for k, v in config["train"].items() if k in known})
+        if args.extra_dirs is not None:
+            cfg = dataclasses.replace(cfg, extra_dirs=args.extra_dirs)
         if args.dry_run:             # a small slice of the data, so no long preparation either
             cfg = dataclasses.replace(cfg, subset=2 * DRY_RUN_FACES)
         first = train_data.parse_datasets(cfg.datasets)[0]

@@ -6,7 +6,7 @@ Without --faces: the three sets of benchmarks/dlib_sets.py (the validation faces
 LFPW's training photographs, LFPW test), from $FKP_300W_DIR or ../shared/data/300w.
 
 Both checkpoints place the points of the same faces (evaluate.py's pipelines, each with its second
-stage where it has one); the difference of their per-face NME (B - A, negative: B is better) is
+stage where it has one; a face the detector misses enters at 0.10); the difference of their per-face NME (B - A, negative: B is better) is
 averaged and resampled by face (a paired bootstrap): the interval says how much of it another
 draw of faces of this kind could undo. Accuracy only.
 """
@@ -23,9 +23,11 @@ from data_files import DataError  # noqa: E402
 from evaluate import cnn_pipeline, load_faces, run_on_dataset  # noqa: E402
 from face_detector import FaceDetector  # noqa: E402
 from keypointer import Keypointer  # noqa: E402
+from metrics import FAILURE_THRESHOLD  # noqa: E402
 
 RESAMPLES = 10000
 LEVEL = 0.95
+LARGEST = 3          # the faces listed where B did worst
 
 
 def paired_interval(a, b, resamples=RESAMPLES, level=LEVEL, seed=0):
@@ -38,15 +40,23 @@ def paired_interval(a, b, resamples=RESAMPLES, level=LEVEL, seed=0):
 
 
 def per_face_nme(checkpoint, faces, framing):
-    find_boxes, landmarks = cnn_pipeline(Keypointer(checkpoint), framing, FaceDetector() if framing == "haar" else None)
-    return np.array([r["nme"] for r in run_on_dataset(faces, find_boxes, landmarks)])
+    """(per-face NME, missed): each face through ``framing``'s pipeline, a missed face at 0.10."""
+    detector = FaceDetector() if framing == "haar" else None
+    find_boxes, landmarks = cnn_pipeline(Keypointer(checkpoint, second_stage="auto"), framing, detector)
+    results = run_on_dataset(faces, find_boxes, landmarks)
+    missed = np.array([r["nme"] is None for r in results])
+    return np.array([FAILURE_THRESHOLD if m else r["nme"] for r, m in zip(results, missed)]), missed   # missed: 0.10
 
 
 def compare(a_path, b_path, faces, framing):
-    a, b = (per_face_nme(c, faces, framing) for c in (a_path, b_path))
+    (a, missed_a), (b, missed_b) = (per_face_nme(c, faces, framing) for c in (a_path, b_path))
     mean, low, high = paired_interval(a, b)
+    worse = np.argsort(a - b)[:LARGEST]                 # the faces B made worst, most first
     return {"n": len(a), "nme_a": float(a.mean()), "nme_b": float(b.mean()), "b_minus_a": mean,
-            "interval": [low, high], "level": LEVEL, "b_better_on": int((b < a).sum())}
+            "interval": [low, high], "level": LEVEL, "b_better_on": int((b < a).sum()),
+            "failures_a": int(((a > FAILURE_THRESHOLD) | missed_a).sum()),
+            "failures_b": int(((b > FAILURE_THRESHOLD) | missed_b).sum()),
+            "most_worsened": [{"name": faces.names[i], "a": float(a[i]), "b": float(b[i])} for i in worse]}
 
 
 def main(argv=None):
@@ -67,7 +77,8 @@ def main(argv=None):
             r = result["sets"][name] = compare(args.a, args.b, faces, args.framing)
             low, high = r["interval"]
             print(f"{name}: {r['n']} faces, A {r['nme_a']:.4f}  B {r['nme_b']:.4f}  B - A {r['b_minus_a']:+.4f} "
-                  f"({LEVEL:.0%} interval {low:+.4f} to {high:+.4f}); B better on {r['b_better_on']}", flush=True)
+                  f"({LEVEL:.0%} interval {low:+.4f} to {high:+.4f}); B better on {r['b_better_on']}; "
+                  f"failures {r['failures_a']} -> {r['failures_b']}", flush=True)
     except (CheckpointError, DataError) as e:
         sys.exit(f"error: {e}")
     if args.json:
