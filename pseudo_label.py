@@ -4,10 +4,10 @@ and write them as a 300-W-layout folder that train.py's --extra-dirs adds to the
     pip install dlib-bin face-recognition-models            # the teacher (as make benchmark)
     python pseudo_label.py --out-dir runs/udacity_dlib [--max-nme 0.08] [--dry-run]
 
-Udacity's own keypoints are hand-placed but in another markup (data/README: the nose, brows and
-jaw sit differently), so they cannot train the 300-W head as they are. dlib places 300-W's markup;
+Udacity's own keypoints follow another markup (300-W's README: the nose, brows and jaw sit
+differently), so they cannot train the 300-W head as they are. dlib places 300-W's markup;
 where its HOG detector finds the face, its points become the frame's label. A frame is kept only
-where dlib agrees with Udacity's hand-placed points once the mean difference between the two
+where dlib agrees with Udacity's annotation once the mean difference between the two
 markups is taken out (NME of the residual <= --max-nme): that drops dlib's failures without
 trusting either markup over the other. Udacity's test frames are never read.
 """

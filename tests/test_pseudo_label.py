@@ -1,4 +1,4 @@
-"""pseudo_label.py: the teacher's face is the one over the hand-placed points; the filter measures
+"""pseudo_label.py: the teacher's face is the one over the annotated points; the filter measures
 disagreement beyond the markups' mean difference; train.py's --extra-dirs only trains."""
 import numpy as np
 import pytest
