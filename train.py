@@ -133,8 +133,9 @@ def architecture(cfg):
 
 def model_config(cfg):
     kwargs = cfg.model_kwargs or {}
-    heads = len(parse_datasets(cfg.datasets))
-    if cfg.extra_dirs and "300w" not in parse_datasets(cfg.datasets):
+    markups = parse_datasets(cfg.datasets)
+    heads = len(markups)
+    if cfg.extra_dirs and "300w" not in markups:
         raise ValueError("--extra-dirs adds faces in 300-W's markup: --datasets must name 300w")
     if heads > 1:
         if architecture(cfg) != "heatmapnet":

@@ -39,17 +39,20 @@ def paired_interval(a, b, resamples=RESAMPLES, level=LEVEL, seed=0):
     return float(diff.mean()), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
 
 
-def per_face_nme(checkpoint, faces, framing):
-    """(per-face NME, missed): each face through ``framing``'s pipeline, a missed face at 0.10."""
-    detector = FaceDetector() if framing == "haar" else None
-    find_boxes, landmarks = cnn_pipeline(Keypointer(checkpoint, second_stage="auto"), framing, detector)
-    results = run_on_dataset(faces, find_boxes, landmarks)
+def pipeline(checkpoint, framing):
+    """evaluate.py's (find_boxes, landmarks) for ``checkpoint``, with its second stage if it has one."""
+    return cnn_pipeline(Keypointer(checkpoint, second_stage="auto"), framing, FaceDetector() if framing == "haar" else None)
+
+
+def per_face_nme(pipe, faces):
+    """(per-face NME, missed): each face through ``pipe``, a missed face at 0.10."""
+    results = run_on_dataset(faces, *pipe)
     missed = np.array([r["nme"] is None for r in results])
     return np.array([FAILURE_THRESHOLD if m else r["nme"] for r, m in zip(results, missed)]), missed   # missed: 0.10
 
 
-def compare(a_path, b_path, faces, framing):
-    (a, missed_a), (b, missed_b) = (per_face_nme(c, faces, framing) for c in (a_path, b_path))
+def compare(pipe_a, pipe_b, faces):
+    (a, missed_a), (b, missed_b) = per_face_nme(pipe_a, faces), per_face_nme(pipe_b, faces)
     mean, low, high = paired_interval(a, b)
     worse = np.argsort(a - b)[:LARGEST]                 # the faces B made worst, most first
     return {"n": len(a), "nme_a": float(a.mean()), "nme_b": float(b.mean()), "b_minus_a": mean,
@@ -73,8 +76,9 @@ def main(argv=None):
     result = {"a": args.a, "b": args.b, "framing": args.framing, "sets": {}}
     try:
         sets = {args.faces: load_faces(args.faces)} if args.faces else photograph_sets(find_300w_dir())
+        pipe_a, pipe_b = pipeline(args.a, args.framing), pipeline(args.b, args.framing)
         for name, faces in sets.items():
-            r = result["sets"][name] = compare(args.a, args.b, faces, args.framing)
+            r = result["sets"][name] = compare(pipe_a, pipe_b, faces)
             low, high = r["interval"]
             print(f"{name}: {r['n']} faces, A {r['nme_a']:.4f}  B {r['nme_b']:.4f}  B - A {r['b_minus_a']:+.4f} "
                   f"({LEVEL:.0%} interval {low:+.4f} to {high:+.4f}); B better on {r['b_better_on']}; "
