@@ -17,6 +17,8 @@ in camera axes (x right, y down, z away from the camera).
 import cv2
 import numpy as np
 
+from markup import FLIP_PERMUTATION
+
 # The generic face, in millimetres, origin between the outer eye corners. x and y: the
 # mean shape of the 2,012 300-W training faces with their mirror images (similarity-aligned,
 # scaled to an outer-eye distance of 90 mm). z (away from the camera): a depth for each part
@@ -105,6 +107,32 @@ def head_pose(keypoints, width, height):
         return None
     yaw, pitch, roll = angles(cv2.Rodrigues(fit[0])[0])
     return {"yaw": round(yaw, 1), "pitch": round(pitch, 1), "roll": round(roll, 1)}
+
+
+def _aligned(shapes, reference):
+    """Complex shapes (N, 68), centred and similarity-aligned onto a unit-norm reference."""
+    centred = shapes - shapes.mean(1, keepdims=True)
+    scale_rotation = (np.conj(centred) * reference).sum(1) / (np.abs(centred) ** 2).sum(1)
+    return centred * scale_rotation[:, None]
+
+
+def turn_amount(keypoints, rounds=5):
+    """(N,) how far each face of (N, 68, 2) keypoints is turned from frontal, in shape units:
+    the magnitude of its projection on the first principal component of the shapes aligned by
+    generalised Procrustes analysis, mirrors included so that the mean face is frontal and the
+    component is the yaw (the pose-based data balancing of Feng et al., Wing loss, 2018).
+    A population measure: it needs many faces, of varied turn."""
+    points = np.asarray(keypoints, np.float64)
+    shapes = points[..., 0] + 1j * points[..., 1]
+    both = np.concatenate([shapes, -np.conj(shapes)[:, FLIP_PERMUTATION]])
+    mean = both[0] - both[0].mean()
+    for _ in range(rounds):
+        mean = _aligned(both, mean / np.linalg.norm(mean)).mean(0)
+    aligned = _aligned(both, mean / np.linalg.norm(mean))
+    flat = np.concatenate([aligned.real, aligned.imag], 1)
+    flat -= flat.mean(0)
+    first = np.linalg.svd(flat, full_matrices=False)[2][0]
+    return np.abs(flat[:len(shapes)] @ first)
 
 
 def draw_axes(canvas, keypoints, thickness=2):

@@ -96,6 +96,9 @@ class TrainConfig:
     subset: int = 0               # >0: use only the first N training rows (smoke runs)
     train_people: float = 1.0     # <1: train on this fraction of the training people (learning
                                   # curves); the validation people stay the same
+    pose_balance: float = 0.0     # draw faces by weight 1 / (faces of their turn) ** this (pose-based balancing,
+                                  # train_data.pose_weights); 0: a plain shuffle; 0.5 was not better (docs/experiments.md)
+    pose_bins: int = 8            # --pose-balance: bins of turn, frontal to the most turned
     num_workers: int = 2          # data-loading processes (augmentation runs there)
     seed: int = 0                 # seeds the validation split, the shuffling and the augmentations
     device: str = "auto"          # auto | cpu | cuda
@@ -118,6 +121,7 @@ LIMITS = {"input_size": dict(low=16, high=512), "epochs": dict(low=1), "batch_si
           "scale_max": dict(above=0, high=4), "brightness": dict(low=0, high=1), "contrast": dict(low=0, high=1),
           "flip": dict(low=0, high=1), "degrade": dict(low=0, high=1), "ema": dict(low=0, high=0.9999),
           "subset": dict(low=0), "train_people": dict(above=0, high=1), "num_workers": dict(low=0, high=64),
+          "pose_balance": dict(low=0, high=1), "pose_bins": dict(low=1, high=100),
           "seed": dict(low=0)}
 CHOICES = {"optimizer": ("adam", "adamw", "sgd"), "loss": ("smoothl1", "l1", "mse", "wing"),
            "framing": ("detector", "keypoints"), "device": ("auto", "cpu", "cuda"),

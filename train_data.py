@@ -18,6 +18,7 @@ import data_load
 import degrade
 import distributed
 import framing
+import pose
 from face_detector import FaceDetector
 
 MARKUPS = ("udacity", "300w")
@@ -134,10 +135,31 @@ def make_loaders(cfg):
     common = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, worker_init_fn=_seed_worker,
                   persistent_workers=cfg.num_workers > 0)
     shard = distributed.sampler(train_set, cfg.seed)      # None in one process: shuffle with ``gen``
+    if cfg.pose_balance:
+        if shard is not None:
+            raise ValueError("--pose-balance draws faces by weight in one process: train without torchrun")
+        keypoints = np.concatenate([t.keypoints for t, _ in pairs])
+        shard = torch.utils.data.WeightedRandomSampler(
+            torch.from_numpy(pose_weights(keypoints, cfg.pose_balance, cfg.pose_bins)), len(train_set),
+            generator=gen)
     return (torch.utils.data.DataLoader(train_set, shuffle=shard is None, sampler=shard, generator=gen,
                                         drop_last=len(train_set) // distributed.world_size() > cfg.batch_size,
                                         **common),
             torch.utils.data.DataLoader(val_set, shuffle=False, **common))
+
+
+def turn_bins(turn, bins):
+    """Each face's bin of turn: ``bins`` equal bins from 0 to the most turned face's."""
+    return np.minimum((turn / max(turn.max(), 1e-12) * bins).astype(int), bins - 1)
+
+
+def pose_weights(keypoints, strength, bins):
+    """(N,) drawing weights, mean 1, that even out how often faces of each turn are seen: each
+    face (its turn: pose.turn_amount) weighs 1 / (faces in its bin of turn) ** ``strength``
+    (0: all alike; 1: every bin drawn equally often)."""
+    which = turn_bins(pose.turn_amount(keypoints), bins)
+    weights = np.bincount(which, minlength=bins)[which] ** -float(strength)
+    return weights / weights.mean()
 
 
 def comparable_loaders(cfg, faces=500):

@@ -4,6 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
+import markup
 import pose
 import geometry
 
@@ -61,3 +62,18 @@ def test_axes_are_drawn_on_the_face():
     ys, xs = np.nonzero(canvas.any(2))
     bridge = posed(0, 0, 0)[27]
     assert len(xs) > 100 and abs(np.median(xs) - bridge[0]) < 60 and abs(np.median(ys) - bridge[1]) < 60
+
+
+def test_turn_amount_grows_with_yaw_and_ignores_mirroring_roll_scale_and_place():
+    rng = np.random.default_rng(0)
+    yaws = np.linspace(-40, 40, 33)
+    faces = []
+    for yaw in yaws:
+        points = pose.project(yaw, rng.uniform(-10, 10), rng.uniform(-20, 20), (0, 0, 700), 640, 480)
+        faces.append(points * rng.uniform(0.5, 2) + rng.uniform(-100, 100, 2))
+    turn = pose.turn_amount(np.array(faces))
+    order = np.argsort(np.abs(yaws), kind="stable")
+    assert np.corrcoef(np.abs(yaws), turn)[0, 1] > 0.98
+    assert turn[order[0]] < 0.1 * turn[order[-1]]                      # frontal: next to nothing
+    mirrored = np.array(faces)[:, markup.FLIP_PERMUTATION] * [-1, 1]
+    np.testing.assert_allclose(pose.turn_amount(mirrored), turn, rtol=1e-6, atol=1e-9)

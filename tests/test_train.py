@@ -300,3 +300,39 @@ def test_init_starts_a_larger_input_from_a_trained_nets_weights(short_run, data_
     with pytest.raises(SystemExit, match="not the same network"):
         train.main(["--data-dir", data_dir, "--out-dir", str(tmp_path / "other"), "--dry-run", "--subset", "32",
                     "--num-workers", "0", "--arch", "keypointnet", "--input-size", "80", "--init", str(out / "best.pt")])
+
+
+def test_pose_weights_even_out_the_turns(monkeypatch):
+    from train_data import pose_weights
+    turns = np.array([0.0, 0.1, 0.2, 0.3, 0.35, 0.95, 1.0])      # bins of 0.5: five frontal, two turned
+    monkeypatch.setattr("pose.turn_amount", lambda keypoints: turns)
+    keypoints = np.zeros((len(turns), 68, 2))
+    np.testing.assert_allclose(pose_weights(keypoints, 0.0, 2), 1.0)
+    even = pose_weights(keypoints, 1.0, 2)
+    assert even.mean() == pytest.approx(1) and even[:5].sum() == pytest.approx(even[5:].sum())
+    half = pose_weights(keypoints, 0.5, 2)
+    assert half[6] / half[0] == pytest.approx(np.sqrt(5 / 2))
+
+
+def test_pose_balanced_run_draws_by_weight_and_resumes(data_dir, wild_dir, tmp_path):
+    cfg = config(data_dir, tmp_path, arch="heatmapnet", datasets="300w", wild_dirs=wild_dir,
+                 cache_dir=str(tmp_path / "cache"), subset=48, epochs=2, model_kwargs={"neck": 16},
+                 pose_balance=0.5, pose_bins=4)
+    loader, _ = train.make_loaders(cfg)
+    assert isinstance(loader.sampler, torch.utils.data.WeightedRandomSampler)
+    assert len(list(loader.sampler)) == len(loader.dataset)
+    history = train.train(cfg)
+    resumed = train.train(train.TrainConfig(**{**vars(cfg), "epochs": 3, "resume": True}))
+    assert [h["epoch"] for h in resumed] == [1, 2, 3] and resumed[:2] == history
+
+
+def test_turns_report_counts_each_source_and_bins_every_face(wild_dir, tmp_path, capsys):
+    from benchmarks import turns
+    turns.main(["--datasets", "300w", "--wild-dirs", wild_dir, "--extra-dirs", wild_dir, "--cache-dir",
+                str(tmp_path), "--pose-balance", "1", "--pose-bins", "3", "--val-fraction", "0.25"])
+    out = capsys.readouterr().out
+    wild, extra = (int(re.search(rf"{flag} +(\d+) faces", out).group(1)) for flag in ("--wild-dirs", "--extra-dirs"))
+    assert (wild, extra) == (36, 48)                       # a quarter of 48 images held out; extras all train
+    per_bin = [int(n) for n in re.search(r"frontal first\): \[([\d, ]+)\]", out).group(1).split(",")]
+    assert len(per_bin) == 3 and sum(per_bin) == wild + extra
+    assert float(re.search(r"largest weight ([\d.]+)x", out).group(1)) > 1
