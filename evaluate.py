@@ -8,7 +8,8 @@ on any 300-W-layout folder (or dlib XML), or on the full 300-W's standard subset
 
 NME = mean point-to-point error / ground-truth outer-eye-corner distance (points 36, 45),
 in original-image pixels. With --framing haar a face the detector misses counts as a
-failure and enters the mean NME at the failure threshold (0.10).
+failure and enters the mean NME at the failure threshold (0.10); so does a detection the model
+scores as no face, looked at once more and dropped, as detect.py drops it (--min-score).
 """
 import argparse
 import json
@@ -27,11 +28,11 @@ import degrade
 from atomic import write_json
 from checkpoint import CheckpointError
 import data_300w
-from pipeline import DEFAULT_REFINE, REFRAME_SCALE, ROLL_ALIGN_DEGREES, keypoints_for_boxes, keypoints_for_squares
+from pipeline import DEFAULT_REFINE, REFRAME_SCALE, ROLL_ALIGN_DEGREES, keypoints_for_squares, scored_faces
 from face_detector import FaceDetector, to_gray
 from framing import DEFAULT_MARGIN, match_box
 from detect import add_second_stage_options
-from keypointer import DEFAULT_CHECKPOINT, UDACITY_CHECKPOINT, Keypointer
+from keypointer import DEFAULT_CHECKPOINT, MIN_FACE_SCORE, UDACITY_CHECKPOINT, Keypointer
 from metrics import FAILURE_THRESHOLD, ced_curve, nme_per_face, summarize
 
 TIMING_RUNS = 200   # batch-of-one forward passes timed after warm-up
@@ -73,7 +74,8 @@ def run_on_dataset(dataset, find_boxes, landmarks, subset=0):
 
 
 def run_on_face(item, find_boxes, landmarks):
-    """One dataset item through a detector + landmarker pair (see :func:`run_on_test_set`)."""
+    """One dataset item through a detector + landmarker pair (see :func:`run_on_test_set`);
+    a landmarker returning None drops the face: it is missed, in the time it took."""
     image, target = item["image"], item["keypoints"]
     boxes = np.asarray(find_boxes(image, target), np.float64).reshape(-1, 4)
     j = match_box(boxes, target)
@@ -82,13 +84,16 @@ def run_on_face(item, find_boxes, landmarks):
     t0 = time.perf_counter()
     kp = landmarks(image, boxes[j])
     seconds = time.perf_counter() - t0
-    return {"name": item["name"], "nme": float(nme_per_face(kp, target)), "keypoints": kp, "seconds": seconds}
+    return {"name": item["name"], "nme": None if kp is None else float(nme_per_face(kp, target)), "keypoints": kp,
+            "seconds": seconds}
 
 
 def cnn_pipeline(keypointer, framing="haar", detector=None, margin=DEFAULT_MARGIN, refine=DEFAULT_REFINE,
-                 align=ROLL_ALIGN_DEGREES, reframe=REFRAME_SCALE):
-    """(find_boxes, landmarks) for our CNN. ``framing='haar'``: the Haar detector and the
-    padded ROI; ``'gt'``: an oracle box, the training framing of the annotated face."""
+                 align=ROLL_ALIGN_DEGREES, reframe=REFRAME_SCALE, min_score=MIN_FACE_SCORE):
+    """(find_boxes, landmarks) for our CNN. ``framing='haar'``: the Haar detector, the padded
+    ROI and detect.py's face score (a detection under ``min_score`` is looked at once more,
+    then dropped: landmarks returns None); ``'gt'``: an oracle box, the training framing of the
+    annotated face, scored whatever the face score."""
     if framing == "gt":
         def find_boxes(image, target):
             x, y, side = geometry.face_square(target, keypointer.framing_scale)
@@ -107,7 +112,8 @@ def cnn_pipeline(keypointer, framing="haar", detector=None, margin=DEFAULT_MARGI
 
         def landmarks(image, box):
             gray = last["gray"] if image is last["image"] else to_gray(image)
-            return keypoints_for_boxes(gray, box[None], keypointer, margin, refine, align, reframe)[0]
+            faces = scored_faces(gray, box[None], keypointer, margin, refine, min_score, align, reframe=reframe)
+            return faces[0]["keypoints"] if faces else None
     return find_boxes, landmarks
 
 
@@ -206,6 +212,9 @@ def make_parser():
     p.add_argument("--reframe", type=reframe_ratio, default=REFRAME_SCALE, metavar="RATIO",
                    help="also cut again faces framed RATIO (above 1) times too large or small; 0: never "
                         "(default: %(default)s)")
+    p.add_argument("--min-score", type=cli.fraction, default=MIN_FACE_SCORE,
+                   help="--framing haar: a detection the model scores under this is looked at once more, "
+                        "then dropped as detect.py drops it (a missed face); 0: keep all (default: %(default)s)")
     p.add_argument("--margin", type=number(float, 0, 2), default=DEFAULT_MARGIN,
                    help="ROI padding per side, 0 to 2 (default: %(default)s)")
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx",
@@ -246,7 +255,7 @@ def main(argv=None):
                                 second_stage=args.second_stage)
         detector = FaceDetector() if args.framing == "haar" else None
         find_boxes, landmarks = cnn_pipeline(keypointer, args.framing, detector, args.margin, args.refine,
-                                             args.align or None, args.reframe or None)
+                                             args.align or None, args.reframe or None, args.min_score)
         t0 = time.perf_counter()
         results = {name: run_on_dataset(dataset, find_boxes, landmarks, args.subset) for name, dataset in sets.items()}
     except (data_files.DataError, CheckpointError) as e:
@@ -256,7 +265,7 @@ def main(argv=None):
     for name, rows in results.items():
         summary, per_face = score(rows), [r["seconds"] for r in rows if "seconds" in r]
         summary.update(set=name, checkpoint=checkpoint, markup=keypointer.markup, framing=args.framing,
-                       refine=args.refine, align=args.align, reframe=args.reframe, flip=args.flip,
+                       refine=args.refine, align=args.align, reframe=args.reframe, min_score=args.min_score, flip=args.flip,
                        second_stage=keypointer.second_stage,
                        degrade=args.degrade, backend=args.backend, seconds=seconds, forward_ms=forward_ms,
                        keypoint_ms_per_face=_median_ms(per_face),

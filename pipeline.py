@@ -211,12 +211,12 @@ def detections(detector, gray, wider_only=False):
     return boxes, np.zeros(len(boxes))
 
 
-def scored_faces(gray, boxes, keypointer, margin, refine, min_score, align, angles=None):
+def scored_faces(gray, boxes, keypointer, margin, refine, min_score, align, angles=None, reframe=REFRAME_SCALE):
     """The faces of detector boxes (turned clockwise by ``angles`` degrees, default upright)
     that score at least ``min_score`` (after :func:`rescue`)."""
     angles = np.zeros(len(boxes)) if angles is None else angles
     rois = [(roi_square(b, margin), float(a)) for b, a in zip(boxes, angles)]
-    keypoints, scores = keypoints_for_rois(gray, rois, keypointer, refine, align)
+    keypoints, scores = keypoints_for_rois(gray, rois, keypointer, refine, align, reframe)
     low = [] if scores is None else [i for i, s in enumerate(scores) if s < min_score]
     if low:
         keypoints, scores, boxes = keypoints.copy(), scores.copy(), np.array(boxes, np.float64)

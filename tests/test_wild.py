@@ -1,11 +1,13 @@
 """The in-the-wild model: the command line's default, and better than the Udacity model on photographs."""
 import os
 
+import numpy as np
 import pytest
 
 import data_300w
 import detect
 import evaluate
+import pipeline
 from conftest import SHIPPED_MODEL
 from keypointer import DEFAULT_CHECKPOINT, Keypointer
 import face_detector
@@ -37,3 +39,27 @@ def test_in_the_wild_model_beats_the_udacity_model_on_lfpw_photographs(lfpw):
     assert scores["wild"]["detection_rate"] == scores["udacity"]["detection_rate"] > 0.95   # same detector
     assert scores["wild"]["nme"] < scores["udacity"]["nme"] - 0.003
     assert scores["wild"]["nme"] < 0.07
+
+
+@pytest.mark.wild_photos
+def test_the_evaluated_pipeline_rescues_a_box_on_part_of_a_face_as_detect_does():
+    """LFPW test's image_0074: Haar frames part of a near-profile face; the face score sends the
+    box for a second look (pipeline.rescue), which finds the whole face, as detect.py would."""
+    root = data_300w.find_300w_dir()
+    faces = [f for f in data_300w.scan_300w(os.path.join(root, "lfpw", "testset")) if f.name == "image_0074"]
+    item = data_300w.PhotoFaces(faces)[0]
+    model, detector = Keypointer(DEFAULT_CHECKPOINT), face_detector.FaceDetector()
+    scored = evaluate.run_on_face(item, *evaluate.cnn_pipeline(model, "haar", detector))
+    unscored = evaluate.run_on_face(item, *evaluate.cnn_pipeline(model, "haar", detector, min_score=0))
+    assert unscored["nme"] > 0.1 > 0.06 > scored["nme"]
+    found = pipeline.detect_keypoints(item["image"], detector, model)
+    assert any(evaluate.nme_per_face(f["keypoints"], item["keypoints"]) < 0.06 for f in found)
+
+
+def test_the_evaluated_pipeline_drops_a_detection_the_model_scores_as_no_face():
+    blank = np.full((240, 320, 3), 128, np.uint8)
+    find_boxes, landmarks = evaluate.cnn_pipeline(Keypointer(DEFAULT_CHECKPOINT), "haar", lambda gray: [])
+    find_boxes(blank)
+    assert landmarks(blank, np.array([100.0, 60.0, 80.0, 80.0])) is None
+    _, keep_all = evaluate.cnn_pipeline(Keypointer(DEFAULT_CHECKPOINT), "haar", lambda gray: [], min_score=0)
+    assert keep_all(blank, np.array([100.0, 60.0, 80.0, 80.0])).shape == (68, 2)
