@@ -265,8 +265,8 @@ def main(argv=None):
     for name, rows in results.items():
         summary, per_face = score(rows), [r["seconds"] for r in rows if "seconds" in r]
         summary.update(set=name, checkpoint=checkpoint, markup=keypointer.markup, framing=args.framing,
-                       refine=args.refine, align=args.align, reframe=args.reframe, min_score=args.min_score, flip=args.flip,
-                       second_stage=keypointer.second_stage,
+                       refine=args.refine, align=args.align, reframe=args.reframe, min_score=args.min_score,
+                       flip=args.flip, second_stage=keypointer.second_stage,
                        degrade=args.degrade, backend=args.backend, seconds=seconds, forward_ms=forward_ms,
                        keypoint_ms_per_face=_median_ms(per_face),
                        keypoint_ms_mean=1000 * float(np.mean(per_face)) if per_face else None)

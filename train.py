@@ -96,8 +96,9 @@ class TrainConfig:
     subset: int = 0               # >0: use only the first N training rows (smoke runs)
     train_people: float = 1.0     # <1: train on this fraction of the training people (learning
                                   # curves); the validation people stay the same
-    pose_balance: float = 0.0     # draw faces by weight 1 / (faces of their turn) ** this (pose-based balancing,
-                                  # train_data.pose_weights); 0: a plain shuffle; 0.5 was not better (docs/experiments.md)
+    pose_balance: float = 0.0     # draw faces by weight 1 / (faces of their turn) ** this (pose-based
+                                  # balancing, train_data.pose_weights); 0: a plain shuffle; 0.5 was
+                                  # not better (docs/experiments.md)
     pose_bins: int = 8            # --pose-balance: bins of turn, frontal to the most turned
     num_workers: int = 2          # data-loading processes (augmentation runs there)
     seed: int = 0                 # seeds the validation split, the shuffling and the augmentations
