@@ -140,7 +140,7 @@ def make_loaders(cfg):
             raise ValueError("--pose-balance draws faces by weight in one process: train without torchrun")
         keypoints = np.concatenate([t.keypoints for t, _ in pairs])
         shard = torch.utils.data.WeightedRandomSampler(
-            torch.from_numpy(pose_weights(keypoints, cfg.pose_balance, cfg.pose_bins)), len(train_set),
+            torch.from_numpy(pose_weights(pose.turn_amount(keypoints), cfg.pose_balance, cfg.pose_bins)), len(train_set),
             generator=gen)
     return (torch.utils.data.DataLoader(train_set, shuffle=shard is None, sampler=shard, generator=gen,
                                         drop_last=len(train_set) // distributed.world_size() > cfg.batch_size,
@@ -153,11 +153,11 @@ def turn_bins(turn, bins):
     return np.minimum((turn / max(turn.max(), 1e-12) * bins).astype(int), bins - 1)
 
 
-def pose_weights(keypoints, strength, bins):
-    """(N,) drawing weights, mean 1, that even out how often faces of each turn are seen: each
-    face (its turn: pose.turn_amount) weighs 1 / (faces in its bin of turn) ** ``strength``
-    (0: all alike; 1: every bin drawn equally often)."""
-    which = turn_bins(pose.turn_amount(keypoints), bins)
+def pose_weights(turn, strength, bins):
+    """(N,) drawing weights, mean 1, that even out how often faces of each turn (pose.turn_amount)
+    are seen: each face weighs 1 / (faces in its bin of turn) ** ``strength`` (0: all alike; 1:
+    every bin drawn equally often)."""
+    which = turn_bins(turn, bins)
     weights = np.bincount(which, minlength=bins)[which] ** -float(strength)
     return weights / weights.mean()
 

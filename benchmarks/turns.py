@@ -42,7 +42,7 @@ def main(argv=None):
     fitted = np.isfinite(yaw)
     print(f"turn_amount against |yaw|: correlation {np.corrcoef(turn[fitted], yaw[fitted])[0, 1]:.3f}")
     bins = train_data.turn_bins(turn, cfg.pose_bins)
-    weights = train_data.pose_weights(faces.keypoints, cfg.pose_balance, cfg.pose_bins)
+    weights = train_data.pose_weights(turn, cfg.pose_balance, cfg.pose_bins)
     print(f"faces per bin of turn (frontal first): {np.bincount(bins, minlength=cfg.pose_bins).tolist()}; "
           f"--pose-balance {cfg.pose_balance}: largest weight {weights.max():.1f}x the mean")
 

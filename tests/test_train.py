@@ -302,15 +302,13 @@ def test_init_starts_a_larger_input_from_a_trained_nets_weights(short_run, data_
                     "--num-workers", "0", "--arch", "keypointnet", "--input-size", "80", "--init", str(out / "best.pt")])
 
 
-def test_pose_weights_even_out_the_turns(monkeypatch):
+def test_pose_weights_even_out_the_turns():
     from train_data import pose_weights
     turns = np.array([0.0, 0.1, 0.2, 0.3, 0.35, 0.95, 1.0])      # bins of 0.5: five frontal, two turned
-    monkeypatch.setattr("pose.turn_amount", lambda keypoints: turns)
-    keypoints = np.zeros((len(turns), 68, 2))
-    np.testing.assert_allclose(pose_weights(keypoints, 0.0, 2), 1.0)
-    even = pose_weights(keypoints, 1.0, 2)
+    np.testing.assert_allclose(pose_weights(turns, 0.0, 2), 1.0)
+    even = pose_weights(turns, 1.0, 2)
     assert even.mean() == pytest.approx(1) and even[:5].sum() == pytest.approx(even[5:].sum())
-    half = pose_weights(keypoints, 0.5, 2)
+    half = pose_weights(turns, 0.5, 2)
     assert half[6] / half[0] == pytest.approx(np.sqrt(5 / 2))
 
 
