@@ -254,6 +254,40 @@ class ColorJitter:
         return f"ColorJitter(brightness={self.brightness}, contrast={self.contrast})"
 
 
+class RandomOcclusion:
+    """With probability ``p``, one rectangle hides part of the face, as a hand, a microphone,
+    hair or sunglasses would: centred near a random keypoint, each side a uniform fraction
+    ``sides`` of the crop's, filled with a flat gray or with pixels copied from elsewhere in
+    the crop. The keypoints do not move: hidden points are still to be placed where they are,
+    as 300-W's annotators placed them."""
+
+    FILLS = ("flat", "copy")
+
+    def __init__(self, p=0.0, sides=(0.15, 0.45)):
+        self.p, self.sides = p, tuple(sides)
+
+    def __call__(self, image, keypoints):
+        if self.p <= 0 or random.random() >= self.p:
+            return image, keypoints
+        array = _as_array(image).copy()
+        h, w = array.shape[:2]
+        rw, rh = (max(1, int(round(random.uniform(*self.sides) * n))) for n in (w, h))
+        cx, cy = np.asarray(keypoints, np.float64)[random.randrange(len(keypoints))]
+        # the rectangle lies inside the crop, near the point (the point itself may be at its edge)
+        x0 = int(np.clip(cx - random.uniform(0, rw), 0, w - rw))
+        y0 = int(np.clip(cy - random.uniform(0, rh), 0, h - rh))
+        if random.choice(self.FILLS) == "flat":
+            array[y0:y0 + rh, x0:x0 + rw] = random.randrange(256)
+        else:
+            sx, sy = random.randrange(w - rw + 1), random.randrange(h - rh + 1)
+            array[y0:y0 + rh, x0:x0 + rw] = array[sy:sy + rh, sx:sx + rw].copy()
+        out = as_image(array)
+        return out, as_keypoints(keypoints, out)
+
+    def __repr__(self):
+        return f"RandomOcclusion(p={self.p}, sides={self.sides})"
+
+
 class Normalize:
     """Grayscale float in [0, 1]; keypoints into the [-1, 1] frame of a square image."""
 

@@ -90,6 +90,8 @@ class TrainConfig:
                                   # degradation (degrade.TRAIN_RANGES); 0: off. 0.3: far fewer
                                   # failures on blurred or noisy images for a little clean
                                   # accuracy (docs/experiments.md)
+    occlusion: float = 0.0        # probability of a rectangle hiding part of the face
+                                  # (data_load.RandomOcclusion); 0: off
     ema: float = 0.0              # decay per step of an exponential moving average of the
                                   # weights and BatchNorm statistics, which validation scores
                                   # and best.pt holds; 0: off. 0.998 averages ~500 steps (~6 epochs)
@@ -120,7 +122,8 @@ LIMITS = {"input_size": dict(low=16, high=512), "epochs": dict(low=1), "batch_si
           "heatmap_reg": dict(low=0), "heatmap_sigma": dict(above=0), "val_fraction": dict(above=0, high=0.9),
           "rotation": dict(low=0, high=180), "translate": dict(low=0, high=1), "scale_min": dict(above=0, high=4),
           "scale_max": dict(above=0, high=4), "brightness": dict(low=0, high=1), "contrast": dict(low=0, high=1),
-          "flip": dict(low=0, high=1), "degrade": dict(low=0, high=1), "ema": dict(low=0, high=0.9999),
+          "flip": dict(low=0, high=1), "degrade": dict(low=0, high=1), "occlusion": dict(low=0, high=1),
+          "ema": dict(low=0, high=0.9999),
           "subset": dict(low=0), "train_people": dict(above=0, high=1), "num_workers": dict(low=0, high=64),
           "pose_balance": dict(low=0, high=1), "pose_bins": dict(low=1, high=100),
           "seed": dict(low=0)}

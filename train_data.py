@@ -51,7 +51,13 @@ def make_transform(cfg, framings=None):
     """The training augmentation pipeline of a config (``framings``: see data_load.FaceCrop)."""
     return data_load.train_transform(cfg.input_size, cfg.rotation, cfg.translate,
                                      (cfg.scale_min, cfg.scale_max), cfg.brightness, cfg.contrast, cfg.flip,
-                                     framings, [degrade.RandomDegrade(cfg.degrade)] if cfg.degrade else [])
+                                     framings, image_augmentations(cfg))
+
+
+def image_augmentations(cfg):
+    """The augmentations that change pixels only, after the colour jitter: degradation, occlusion."""
+    return ([degrade.RandomDegrade(cfg.degrade)] if cfg.degrade else []) + \
+        ([data_load.RandomOcclusion(cfg.occlusion)] if cfg.occlusion else [])
 
 
 def _check_framing(cfg):

@@ -1,4 +1,5 @@
 """Geometry of the keypoint-aware transforms: round trips and known values."""
+import random
 import numpy as np
 import pytest
 import torch
@@ -163,6 +164,26 @@ def test_color_jitter_changes_pixels_not_keypoints():
     out, out_kp = dl.ColorJitter(brightness=(1.5, 1.5))(image, kp)
     np.testing.assert_allclose(np.asarray(out_kp), kp)
     assert not torch.equal(out, dl.as_image(image))
+
+
+def test_random_occlusion_hides_one_rectangle_near_a_keypoint_and_keeps_the_keypoints():
+    """A flat occlusion changes one axis-aligned block of pixels, inside the crop and touching
+    the neighbourhood of a keypoint; the keypoints are returned unchanged; p=0 is the identity."""
+    image = np.random.default_rng(1).integers(1, 255, (112, 112), dtype=np.uint8)
+    kp = np.random.default_rng(2).uniform(30, 80, (68, 2)).astype(np.float32)
+    same, same_kp = dl.RandomOcclusion(p=0.0)(image, kp)
+    assert same is image and same_kp is kp
+    random.seed(3)
+    occlusion = dl.RandomOcclusion(p=1.0, sides=(0.2, 0.3))
+    for _ in range(20):
+        out, out_kp = occlusion(dl.as_image(image), kp)
+        np.testing.assert_array_equal(np.asarray(out_kp), kp)
+        changed = np.argwhere(dl._as_array(out) != image)
+        assert len(changed)
+        (y0, x0), (y1, x1) = changed.min(0), changed.max(0)
+        assert 1 <= y1 - y0 + 1 <= 34 and 1 <= x1 - x0 + 1 <= 34       # at most 0.3 of 112 px a side
+        near = (kp[:, 0] >= x0 - 34) & (kp[:, 0] <= x1 + 34) & (kp[:, 1] >= y0 - 34) & (kp[:, 1] <= y1 + 34)
+        assert near.any()
 
 
 def test_train_and_eval_transforms_give_model_ready_tensors(face_sample):
