@@ -63,3 +63,24 @@ def test_the_evaluated_pipeline_drops_a_detection_the_model_scores_as_no_face():
     assert landmarks(blank, np.array([100.0, 60.0, 80.0, 80.0])) is None
     _, keep_all = evaluate.cnn_pipeline(Keypointer(DEFAULT_CHECKPOINT), "haar", lambda gray: [], min_score=0)
     assert keep_all(blank, np.array([100.0, 60.0, 80.0, 80.0])).shape == (68, 2)
+
+
+@pytest.mark.wild_photos
+def test_the_occlusion_benchmark_hides_exactly_one_part_and_the_hidden_points_suffer(lfpw):
+    """benchmarks/occlusion.py covers a part's padded box and nothing else, with one gray; on real
+    photographs the hidden points are placed worse than the clean face's points."""
+    from benchmarks import occlusion
+    item = lfpw[0]
+    image, target = item["image"], item["keypoints"]
+    out = occlusion.occluded(image, target, "mouth")
+    changed = np.argwhere((out != image).any(-1))
+    (y0, x0), (y1, x1) = changed.min(0), changed.max(0)
+    mouth = target[occlusion.PARTS["mouth"]]
+    assert (x0 <= mouth[:, 0].min() and mouth[:, 0].max() <= x1 + 1 and
+            y0 <= mouth[:, 1].min() and mouth[:, 1].max() <= y1 + 1)
+    assert y0 > target[30, 1]                                  # the nose's tip is left visible
+    assert len(np.unique(out[y0:y1 + 1, x0:x1 + 1])) == 1
+    table = occlusion.occlusion_table(Keypointer(DEFAULT_CHECKPOINT), lfpw, subset=8)
+    assert set(table) == {"clean", *occlusion.PARTS}
+    assert table["clean"]["faces"] == 8 and table["clean"]["hidden_nme"] is None
+    assert all(table[part]["hidden_nme"] > table["clean"]["nme"] for part in occlusion.PARTS)

@@ -1,0 +1,101 @@
+"""Hidden parts of the face: the landmark model on test photographs with an eye, the nose or the mouth covered.
+
+Each LFPW test photograph is scored clean, then once per part with a flat block over that
+part: the box of its annotated points, padded by PAD outer-eye distances, filled with the face's
+mean gray (a hand, a microphone, a scarf; sunglasses over one eye). The crop is framed on the
+annotation, so the detector is out of the measure: the rows compare what the network places
+with part of the face hidden. Columns: NME over all 68 points, failures (NME > 0.10), and the
+NME of the hidden points alone.
+
+    python benchmarks/occlusion.py [--checkpoint PATH ...] [--faces DIR] [--subset N] [--json out.json]
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import data_files  # noqa: E402
+from atomic import write_json  # noqa: E402
+from checkpoint import CheckpointError  # noqa: E402
+from data_300w import PhotoFaces, read_sources  # noqa: E402
+from evaluate import cnn_pipeline, score  # noqa: E402
+from face_detector import to_gray  # noqa: E402
+from keypointer import DEFAULT_CHECKPOINT, Keypointer  # noqa: E402
+from metrics import point_errors  # noqa: E402
+from benchmarks.dlib_vs_cnn import lfpw_dir  # noqa: E402
+
+# the covered parts: brow and eye together, as sunglasses or a hand hide them
+PARTS = {"right eye": list(range(17, 22)) + list(range(36, 42)),
+         "left eye": list(range(22, 27)) + list(range(42, 48)),
+         "nose": list(range(27, 36)), "mouth": list(range(48, 68))}
+PAD = 0.15      # outer-eye distances added around a part's points on every side
+
+
+def occluded(image, keypoints, part):
+    """A copy of ``image`` with a flat block of the face's mean gray over ``part``'s points."""
+    points = np.asarray(keypoints, np.float64)
+    pad = PAD * np.linalg.norm(points[36] - points[45])
+    h, w = image.shape[:2]
+    (x0, y0), (x1, y1) = points[PARTS[part]].min(0) - pad, points[PARTS[part]].max(0) + pad
+    x0, y0 = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
+    x1, y1 = min(w, int(np.ceil(x1))), min(h, int(np.ceil(y1)))
+    (fx0, fy0), (fx1, fy1) = np.clip(points.min(0), 0, [w, h]).astype(int), np.clip(points.max(0), 0, [w, h]).astype(int)
+    fill = to_gray(image)[fy0:max(fy1, fy0 + 1), fx0:max(fx1, fx0 + 1)].mean()
+    out = image.copy()
+    out[y0:y1, x0:x1] = np.uint8(round(float(fill)))
+    return out
+
+
+def occlusion_table(keypointer, dataset, subset=0):
+    """{condition: score summary + 'hidden_nme'} for 'clean' and each part covered."""
+    find_boxes, landmarks = cnn_pipeline(keypointer, "gt")
+    indices = range(len(dataset)) if not subset else np.linspace(0, len(dataset) - 1, subset).astype(int)
+    items = [dataset[int(i)] for i in indices]
+    table = {}
+    for condition in ("clean", *PARTS):
+        results, hidden = [], []
+        for item in items:
+            image, target = item["image"], item["keypoints"]
+            if condition != "clean":
+                image = occluded(image, target, condition)
+            points = landmarks(image, np.asarray(find_boxes(image, target)[0], np.float64))
+            errors = point_errors(points, target)
+            results.append({"nme": float(errors.mean())})
+            hidden.append(errors[PARTS[condition]].mean() if condition != "clean" else np.nan)
+        table[condition] = {**score(results), "hidden_nme": None if condition == "clean" else float(np.mean(hidden))}
+    return table
+
+
+def print_table(tables):
+    print(f"{'checkpoint':<44} {'condition':<10} {'NME':>7} {'fail':>7} {'hidden':>7}")
+    for name, table in tables.items():
+        for condition, s in table.items():
+            hidden = "" if s["hidden_nme"] is None else f"{s['hidden_nme']:7.4f}"
+            print(f"{name[-44:]:<44} {condition:<10} {s['nme']:7.4f} {100 * s['failure_rate']:6.2f}% {hidden:>7}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", nargs="+", default=[DEFAULT_CHECKPOINT], help="one or more (default: %(default)s)")
+    p.add_argument("--faces", help="a 300-W-layout folder (default: LFPW's test set)")
+    p.add_argument("--no-second-stage", dest="second_stage", action="store_false",
+                   help="the network alone (default: with the checkpoint's second stage, where it has one)")
+    p.add_argument("--subset", type=int, default=0, help="only N faces, spread over the set (default: all)")
+    p.add_argument("--json", help="write {checkpoint: {condition: summary}} here")
+    args = p.parse_args(argv)
+    try:
+        dataset = PhotoFaces(read_sources([args.faces or lfpw_dir(None)]))
+        keypointers = {c: Keypointer(c, "onnx", second_stage="auto" if args.second_stage else False)
+                       for c in args.checkpoint}
+    except (data_files.DataError, CheckpointError) as e:
+        sys.exit(f"error: {e}")
+    tables = {c: occlusion_table(k, dataset, args.subset) for c, k in keypointers.items()}
+    print_table(tables)
+    if args.json:
+        write_json(args.json, tables)
+
+
+if __name__ == "__main__":
+    main()
