@@ -4,8 +4,9 @@ Each LFPW test photograph is scored clean, then once per part with a flat block 
 part: the box of its annotated points, padded by PAD outer-eye distances, filled with the face's
 mean gray (a hand, a microphone, a scarf; sunglasses over one eye). The crop is framed on the
 annotation, so the detector is out of the measure: the rows compare what the network places
-with part of the face hidden. Columns: NME over all 68 points, failures (NME > 0.10), and the
-NME of the hidden points alone.
+with part of the face hidden. Columns: NME over all 68 points, failures (NME > 0.10), the NME of
+the hidden points alone, and the share of faces the face score would drop (under 0.5, as
+detect.py drops a detection before its second look).
 
     python benchmarks/occlusion.py [--checkpoint PATH ...] [--faces DIR] [--subset N] [--json out.json]
 """
@@ -20,10 +21,12 @@ import data_files  # noqa: E402
 from atomic import write_json  # noqa: E402
 from checkpoint import CheckpointError  # noqa: E402
 from data_300w import PhotoFaces, read_sources  # noqa: E402
-from evaluate import cnn_pipeline, score  # noqa: E402
+from evaluate import score  # noqa: E402
 from face_detector import to_gray  # noqa: E402
-from keypointer import DEFAULT_CHECKPOINT, Keypointer  # noqa: E402
+from geometry import face_square  # noqa: E402
+from keypointer import DEFAULT_CHECKPOINT, MIN_FACE_SCORE, Keypointer  # noqa: E402
 from metrics import point_errors  # noqa: E402
+from pipeline import keypoints_for_rois  # noqa: E402
 from benchmarks.dlib_vs_cnn import lfpw_dir  # noqa: E402
 
 # the covered parts: brow and eye together, as sunglasses or a hand hide them
@@ -49,31 +52,33 @@ def occluded(image, keypoints, part):
 
 
 def occlusion_table(keypointer, dataset, subset=0):
-    """{condition: score summary + 'hidden_nme'} for 'clean' and each part covered."""
-    find_boxes, landmarks = cnn_pipeline(keypointer, "gt")
+    """{condition: score summary + 'hidden_nme' + 'under_face_score'} for 'clean' and each part covered."""
     indices = range(len(dataset)) if not subset else np.linspace(0, len(dataset) - 1, subset).astype(int)
     items = [dataset[int(i)] for i in indices]
     table = {}
     for condition in ("clean", *PARTS):
-        results, hidden = [], []
+        results, hidden, dropped = [], [], []
         for item in items:
             image, target = item["image"], item["keypoints"]
             if condition != "clean":
                 image = occluded(image, target, condition)
-            points = landmarks(image, np.asarray(find_boxes(image, target)[0], np.float64))
-            errors = point_errors(points, target)
+            roi = (face_square(target, keypointer.framing_scale), 0.0)      # the annotation framing
+            points, scores = keypoints_for_rois(to_gray(image), [roi], keypointer)
+            errors = point_errors(points[0], target)
             results.append({"nme": float(errors.mean())})
             hidden.append(errors[PARTS[condition]].mean() if condition != "clean" else np.nan)
-        table[condition] = {**score(results), "hidden_nme": None if condition == "clean" else float(np.mean(hidden))}
+            dropped.append(scores is not None and scores[0] < MIN_FACE_SCORE)
+        table[condition] = {**score(results), "hidden_nme": None if condition == "clean" else float(np.mean(hidden)),
+                            "under_face_score": float(np.mean(dropped))}
     return table
 
 
 def print_table(tables):
-    print(f"{'checkpoint':<44} {'condition':<10} {'NME':>7} {'fail':>7} {'hidden':>7}")
+    print(f"{'checkpoint':<44} {'condition':<10} {'NME':>7} {'fail':>7} {'hidden':>7} {'score<0.5':>9}")
     for name, table in tables.items():
         for condition, s in table.items():
             hidden = "" if s["hidden_nme"] is None else f"{s['hidden_nme']:7.4f}"
-            print(f"{name[-44:]:<44} {condition:<10} {s['nme']:7.4f} {100 * s['failure_rate']:6.2f}% {hidden:>7}")
+            print(f"{name[-44:]:<44} {condition:<10} {s['nme']:7.4f} {100 * s['failure_rate']:6.2f}% {hidden:>7} {100 * s['under_face_score']:8.2f}%")
 
 
 def main(argv=None):

@@ -83,4 +83,5 @@ def test_the_occlusion_benchmark_hides_exactly_one_part_and_the_hidden_points_su
     table = occlusion.occlusion_table(Keypointer(DEFAULT_CHECKPOINT), lfpw, subset=8)
     assert set(table) == {"clean", *occlusion.PARTS}
     assert table["clean"]["faces"] == 8 and table["clean"]["hidden_nme"] is None
+    assert table["clean"]["under_face_score"] == 0          # real faces, framed on their annotation
     assert all(table[part]["hidden_nme"] > table["clean"]["nme"] for part in occlusion.PARTS)
