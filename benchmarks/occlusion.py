@@ -25,6 +25,7 @@ from evaluate import score  # noqa: E402
 from face_detector import to_gray  # noqa: E402
 from geometry import face_square  # noqa: E402
 from keypointer import DEFAULT_CHECKPOINT, MIN_FACE_SCORE, Keypointer  # noqa: E402
+from markup import LEFT_EYE_OUTER, RIGHT_EYE_OUTER  # noqa: E402
 from metrics import point_errors  # noqa: E402
 from pipeline import keypoints_for_rois  # noqa: E402
 from benchmarks.dlib_vs_cnn import lfpw_dir  # noqa: E402
@@ -39,13 +40,13 @@ PAD = 0.15      # outer-eye distances added around a part's points on every side
 def occluded(image, keypoints, part):
     """A copy of ``image`` with a flat block of the face's mean gray over ``part``'s points."""
     points = np.asarray(keypoints, np.float64)
-    pad = PAD * np.linalg.norm(points[36] - points[45])
+    pad = PAD * np.linalg.norm(points[RIGHT_EYE_OUTER] - points[LEFT_EYE_OUTER])
     h, w = image.shape[:2]
-    (x0, y0), (x1, y1) = points[PARTS[part]].min(0) - pad, points[PARTS[part]].max(0) + pad
-    x0, y0 = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
-    x1, y1 = min(w, int(np.ceil(x1))), min(h, int(np.ceil(y1)))
-    (fx0, fy0), (fx1, fy1) = np.clip(points.min(0), 0, [w, h]).astype(int), np.clip(points.max(0), 0, [w, h]).astype(int)
-    fill = to_gray(image)[fy0:max(fy1, fy0 + 1), fx0:max(fx1, fx0 + 1)].mean()
+    x0, y0 = np.maximum(0, np.floor(points[PARTS[part]].min(0) - pad)).astype(int)
+    x1, y1 = np.minimum([w, h], np.ceil(points[PARTS[part]].max(0) + pad)).astype(int)
+    lo = np.clip(points.min(0), 0, [w, h]).astype(int)                    # the face's keypoint box
+    hi = np.maximum(np.clip(points.max(0), 0, [w, h]).astype(int), lo + 1)
+    fill = to_gray(image)[lo[1]:hi[1], lo[0]:hi[0]].mean()
     out = image.copy()
     out[y0:y1, x0:x1] = np.uint8(round(float(fill)))
     return out
@@ -78,7 +79,8 @@ def print_table(tables):
     for name, table in tables.items():
         for condition, s in table.items():
             hidden = "" if s["hidden_nme"] is None else f"{s['hidden_nme']:7.4f}"
-            print(f"{name[-44:]:<44} {condition:<10} {s['nme']:7.4f} {100 * s['failure_rate']:6.2f}% {hidden:>7} {100 * s['under_face_score']:8.2f}%")
+            print(f"{name[-44:]:<44} {condition:<10} {s['nme']:7.4f} {100 * s['failure_rate']:6.2f}% {hidden:>7} "
+                  f"{100 * s['under_face_score']:8.2f}%")
 
 
 def main(argv=None):
