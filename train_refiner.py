@@ -7,7 +7,7 @@
 
 The network stays as it is. Its training faces (the first dataset of its training config, the
 same split) are cut PASSES times with the training augmentation (the detector's framings,
-turns, light, degradations); the network places its points on each crop; the refiner learns,
+turns, light, degradations, occlusion); the network places its points on each crop; the refiner learns,
 stage by stage, to move them onto the annotation. With ``--fine K`` the crops are K times the
 network's side: the refiner reads them, the network their K x K pixel means, and inference cuts
 crops that size (it gained nothing at K = 2: docs/experiments.md). The faces held out for
@@ -115,6 +115,9 @@ def main(argv=None):
     p.add_argument("--extra-dirs", default=None,
                    help="fit on these 300-W-layout folders' faces as well (train.py's --extra-dirs; never "
                         "validation); default: the checkpoint's own")
+    p.add_argument("--occlusion", type=cli.number(float, low=0, high=1), default=None,
+                   help="cover part of this share of the crops (train.py's --occlusion); default: the "
+                        "checkpoint's own")
     p.add_argument("--dry-run", action="store_true", help=f"{DRY_RUN_FACES} faces, one pass, nothing written")
     args = p.parse_args(argv)
     start = time.perf_counter()
@@ -129,6 +132,8 @@ def main(argv=None):
         cfg = TrainConfig(**{k: v for k, v in config["train"].items() if k in known})
         if args.extra_dirs is not None:
             cfg = dataclasses.replace(cfg, extra_dirs=args.extra_dirs)
+        if args.occlusion is not None:
+            cfg = dataclasses.replace(cfg, occlusion=args.occlusion)
         if args.dry_run:             # a small slice of the data, so no long preparation either
             cfg = dataclasses.replace(cfg, subset=2 * DRY_RUN_FACES)
         first = train_data.parse_datasets(cfg.datasets)[0]

@@ -125,7 +125,8 @@ def test_dry_run_and_cross_validation_write_nothing_and_bad_options_are_one_line
                             "--folds", "2"], cwd=ROOT, capture_output=True, text=True, env=env)
     assert folds.returncode == 0, folds.stderr
     assert "fold 2/2" in folds.stdout and "cross-validated NME" in folds.stdout and "wrote" not in folds.stdout
-    for flag, value in [("--radii", "0.1,-0.05"), ("--rank", "0"), ("--folds", "1"), ("--fine", "0")]:
+    for flag, value in [("--radii", "0.1,-0.05"), ("--rank", "0"), ("--folds", "1"), ("--fine", "0"),
+                        ("--occlusion", "1.5")]:
         bad = subprocess.run([sys.executable, "train_refiner.py", flag, value], cwd=ROOT, capture_output=True, text=True)
         assert bad.returncode == 2 and flag in bad.stderr.splitlines()[-1]
     bad = subprocess.run([sys.executable, "train_refiner.py", "--checkpoint", str(tmp_path / "none.pt")],
