@@ -17,6 +17,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import cli  # noqa: E402
 import data_files  # noqa: E402
 from atomic import write_json  # noqa: E402
 from checkpoint import CheckpointError  # noqa: E402
@@ -54,7 +55,8 @@ def occluded(image, keypoints, part):
 
 def occlusion_table(keypointer, dataset, subset=0):
     """{condition: score summary + 'hidden_nme' + 'under_face_score'} for 'clean' and each part covered."""
-    indices = range(len(dataset)) if not subset else np.linspace(0, len(dataset) - 1, subset).astype(int)
+    count = min(subset or len(dataset), len(dataset))
+    indices = np.linspace(0, len(dataset) - 1, count).astype(int)
     items = [dataset[int(i)] for i in indices]
     table = {}
     for condition in ("clean", *PARTS):
@@ -89,7 +91,8 @@ def main(argv=None):
     p.add_argument("--faces", help="a 300-W-layout folder (default: LFPW's test set)")
     p.add_argument("--no-second-stage", dest="second_stage", action="store_false",
                    help="the network alone (default: with the checkpoint's second stage, where it has one)")
-    p.add_argument("--subset", type=int, default=0, help="only N faces, spread over the set (default: all)")
+    p.add_argument("--subset", type=cli.number(int, low=0), default=0,
+                   help="only N faces, spread over the set (default: all)")
     p.add_argument("--json", help="write {checkpoint: {condition: summary}} here")
     args = p.parse_args(argv)
     try:
