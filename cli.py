@@ -1,6 +1,8 @@
 """Command lines that check every option while parsing: a one-line error and exit status 2,
 before any model or data loads. Shared by detect.py, train.py and evaluate.py."""
 import argparse
+import inspect
+import json
 import math
 import os
 import sys
@@ -69,3 +71,28 @@ def check_output(path, extensions, what):
         output_file(extensions)(path)
     except argparse.ArgumentTypeError as e:
         usage_error(f"-o {what}: {e}")
+
+
+def comment_help(cls):
+    """{field: its comment} for a dataclass whose fields are explained by comments (continued on
+    comment-only lines below): the one place each knob is explained, shown by --help."""
+    helps, name = {}, None
+    for line in inspect.getsource(cls).splitlines():
+        code, _, comment = line.partition("#")
+        if ":" in code and "=" in code:
+            name = code.split(":")[0].strip()
+            helps[name] = comment.strip()
+        elif name and not code.strip() and comment:
+            helps[name] += " " + comment.strip()
+    return helps
+
+
+def json_object(text):
+    """An argparse type: a JSON object (a dict)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"{text!r} is not JSON ({e.msg})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a JSON object, e.g. '{{\"width\": [32, 64, 128, 256]}}'")
+    return value

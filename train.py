@@ -10,8 +10,6 @@ import argparse
 import copy
 import csv
 import dataclasses
-import inspect
-import json
 import os
 import random
 import sys
@@ -335,38 +333,15 @@ def train(cfg):
     return history
 
 
-def field_help():
-    """{field: its comment in TrainConfig}: the one place each knob is explained, shown by --help."""
-    helps, name = {}, None
-    for line in inspect.getsource(TrainConfig).splitlines():
-        code, _, comment = line.partition("#")
-        if ":" in code and "=" in code:
-            name = code.split(":")[0].strip()
-            helps[name] = comment.strip()
-        elif name and not code.strip() and comment:
-            helps[name] += " " + comment.strip()
-    return helps
-
-
-def json_object(text):
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise argparse.ArgumentTypeError(f"{text!r} is not JSON ({e.msg})") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"{text!r}: give a JSON object, e.g. '{{\"width\": [32, 64, 128, 256]}}'")
-    return value
-
-
 def make_parser():
     parser = cli.Parser(description=__doc__.splitlines()[0])
-    helps = field_help()
+    helps = cli.comment_help(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
         flag, explanation = "--" + f.name.replace("_", "-"), helps.get(f.name, "").replace("%", "%%")
         if f.type is bool or f.type == "bool":
             parser.add_argument(flag, action="store_true", help=explanation)
         elif f.type is dict or f.type == "dict":
-            parser.add_argument(flag, type=json_object, default=f.default, help=f"{explanation} (default: %(default)s)")
+            parser.add_argument(flag, type=cli.json_object, default=f.default, help=f"{explanation} (default: %(default)s)")
         elif f.name in CHOICES:
             parser.add_argument(flag, choices=CHOICES[f.name], default=f.default, help=f"{explanation} (default: %(default)s)")
         else:

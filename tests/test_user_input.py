@@ -127,7 +127,7 @@ def bad_values(action):
         return ["blur=x", "nonsense"]
     if kind is detect.right_angles:
         return ["45", "90,x", ""]
-    if getattr(kind, "__name__", "") in ("parse", "<lambda>") or kind in (detect.smooth_option, train.json_object):
+    if getattr(kind, "__name__", "") in ("parse", "<lambda>") or kind in (detect.smooth_option, cli.json_object):
         return ["x.txt"] if action.dest in ("json", "ced") else ["nonsense"]
     return []
 
