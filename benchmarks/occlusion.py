@@ -6,9 +6,10 @@ mean gray (a hand, a microphone, a scarf; sunglasses over one eye). The crop is 
 annotation, so the detector is out of the measure: the rows compare what the network places
 with part of the face hidden. Columns: NME over all 68 points, failures (NME > 0.10), the NME of
 the hidden points alone, and the share of faces the face score would drop (under 0.5, as
-detect.py drops a detection before its second look).
+detect.py drops a detection before its second look). ``--dlib`` adds dlib's predictor, given the
+box its HOG detector finds in the clean photograph, so neither framing sees the block.
 
-    python benchmarks/occlusion.py [--checkpoint PATH ...] [--faces DIR] [--subset N] [--json out.json]
+    python benchmarks/occlusion.py [--checkpoint PATH ...] [--dlib] [--faces DIR] [--subset N] [--json out.json]
 """
 import argparse
 import os
@@ -24,6 +25,7 @@ from checkpoint import CheckpointError  # noqa: E402
 from data_300w import PhotoFaces, read_sources  # noqa: E402
 from evaluate import score  # noqa: E402
 from face_detector import to_gray  # noqa: E402
+from framing import match_box  # noqa: E402
 from geometry import face_square  # noqa: E402
 from keypointer import DEFAULT_CHECKPOINT, MIN_FACE_SCORE, Keypointer  # noqa: E402
 from markup import LEFT_EYE_OUTER, RIGHT_EYE_OUTER  # noqa: E402
@@ -36,6 +38,7 @@ PARTS = {"right eye": list(range(17, 22)) + list(range(36, 42)),
          "left eye": list(range(22, 27)) + list(range(42, 48)),
          "nose": list(range(27, 36)), "mouth": list(range(48, 68))}
 PAD = 0.15      # outer-eye distances added around a part's points on every side
+DLIB = "dlib (its HOG box on the clean photograph)"
 
 
 def occluded(image, keypoints, part):
@@ -54,23 +57,50 @@ def occluded(image, keypoints, part):
 
 
 def occlusion_table(keypointer, dataset, subset=0):
-    """{condition: score summary + 'hidden_nme' + 'under_face_score'} for 'clean' and each part covered."""
+    """{condition: score summary + 'hidden_nme' + 'under_face_score'} for 'clean' and each part
+    covered, the crop framed on the annotation."""
+    def place(image, square):
+        points, scores = keypoints_for_rois(to_gray(image), [(square, 0.0)], keypointer)
+        return points[0], None if scores is None else scores[0]
+    faces = [(item, face_square(item["keypoints"], keypointer.framing_scale)) for item in spread(dataset, subset)]
+    return scored_conditions(faces, place)
+
+
+def dlib_table(dataset, subset=0):
+    """The same for dlib's predictor, on the box its HOG detector finds for the face in the clean
+    photograph (matched as evaluate.py matches); faces it finds none for are left out."""
+    from benchmarks.dlib_vs_cnn import dlib_pipeline, load_dlib
+    find_boxes, landmarks = dlib_pipeline(*load_dlib())
+    faces = []
+    for item in spread(dataset, subset):
+        boxes = np.asarray(find_boxes(item["image"]), np.float64).reshape(-1, 4)
+        j = match_box(boxes, item["keypoints"])
+        if j is not None:
+            faces.append((item, boxes[j]))
+    return scored_conditions(faces, lambda image, box: (landmarks(image, box), None))
+
+
+def spread(dataset, subset):
+    """The dataset's items, or ``subset`` of them spread over it."""
     count = min(subset or len(dataset), len(dataset))
-    indices = np.linspace(0, len(dataset) - 1, count).astype(int)
-    items = [dataset[int(i)] for i in indices]
+    return [dataset[int(i)] for i in np.linspace(0, len(dataset) - 1, count).astype(int)]
+
+
+def scored_conditions(faces, place):
+    """Each condition's summary over faces [(item, framing)]; ``place(image, framing)`` gives
+    (points, face score or None)."""
     table = {}
     for condition in ("clean", *PARTS):
         results, hidden, dropped = [], [], []
-        for item in items:
+        for item, framing in faces:
             image, target = item["image"], item["keypoints"]
             if condition != "clean":
                 image = occluded(image, target, condition)
-            roi = (face_square(target, keypointer.framing_scale), 0.0)      # the annotation framing
-            points, scores = keypoints_for_rois(to_gray(image), [roi], keypointer)
-            errors = point_errors(points[0], target)
+            points, face_score = place(image, framing)
+            errors = point_errors(points, target)
             results.append({"nme": float(errors.mean())})
             hidden.append(errors[PARTS[condition]].mean() if condition != "clean" else np.nan)
-            dropped.append(scores is not None and scores[0] < MIN_FACE_SCORE)
+            dropped.append(face_score is not None and face_score < MIN_FACE_SCORE)
         table[condition] = {**score(results), "hidden_nme": None if condition == "clean" else float(np.mean(hidden)),
                             "under_face_score": float(np.mean(dropped))}
     return table
@@ -93,6 +123,9 @@ def main(argv=None):
                    help="the network alone (default: with the checkpoint's second stage, where it has one)")
     p.add_argument("--subset", type=cli.number(int, low=0), default=0,
                    help="only N faces, spread over the set (default: all)")
+    p.add_argument("--dlib", action="store_true",
+                   help="also dlib's predictor, on its HOG detector's box from the clean photograph "
+                        "(pip install dlib-bin face-recognition-models, as make benchmark does)")
     p.add_argument("--json", help="write {checkpoint: {condition: summary}} here")
     args = p.parse_args(argv)
     try:
@@ -102,6 +135,8 @@ def main(argv=None):
     except (data_files.DataError, CheckpointError) as e:
         sys.exit(f"error: {e}")
     tables = {c: occlusion_table(k, dataset, args.subset) for c, k in keypointers.items()}
+    if args.dlib:
+        tables[DLIB] = dlib_table(dataset, args.subset)
     print_table(tables)
     if args.json:
         write_json(args.json, tables)

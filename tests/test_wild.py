@@ -1,4 +1,5 @@
 """The in-the-wild model: the command line's default, and better than the Udacity model on photographs."""
+import importlib.util
 import os
 
 import numpy as np
@@ -85,3 +86,16 @@ def test_the_occlusion_benchmark_hides_exactly_one_part_and_the_hidden_points_su
     assert table["clean"]["faces"] == 8 and table["clean"]["hidden_nme"] is None
     assert table["clean"]["under_face_score"] == 0          # real faces, framed on their annotation
     assert all(table[part]["hidden_nme"] > table["clean"]["nme"] for part in occlusion.PARTS)
+
+
+@pytest.mark.wild_photos
+def test_the_occlusion_benchmark_gives_dlib_its_own_box_from_the_clean_photograph(lfpw):
+    """dlib's rows (where dlib is installed, as make benchmark installs it): the faces its detector
+    finds, the same faces in every condition, no face score."""
+    pytest.importorskip("dlib")
+    if importlib.util.find_spec("face_recognition_models") is None:     # its import needs pkg_resources
+        pytest.skip("face-recognition-models is not installed")
+    from benchmarks import occlusion
+    table = occlusion.dlib_table(lfpw, subset=6)
+    assert len({s["faces"] for s in table.values()}) == 1 and 0 < table["clean"]["faces"] <= 6
+    assert table["clean"]["nme"] < 0.06 and all(s["under_face_score"] == 0 for s in table.values())
