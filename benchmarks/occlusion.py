@@ -66,11 +66,14 @@ def occlusion_table(keypointer, dataset, subset=0):
     return scored_conditions(faces, place)
 
 
-def dlib_table(dataset, subset=0):
+def dlib_table(dataset, subset=0, pipeline=None):
     """The same for dlib's predictor, on the box its HOG detector finds for the face in the clean
-    photograph (matched as evaluate.py matches); faces it finds none for are left out."""
-    from benchmarks.dlib_vs_cnn import dlib_pipeline, load_dlib
-    find_boxes, landmarks = dlib_pipeline(*load_dlib())
+    photograph (matched as evaluate.py matches); faces it finds none for are left out.
+    ``pipeline``: a (find_boxes, landmarks) pair in its place."""
+    if pipeline is None:
+        from benchmarks.dlib_vs_cnn import dlib_pipeline, load_dlib
+        pipeline = dlib_pipeline(*load_dlib())
+    find_boxes, landmarks = pipeline
     faces = []
     for item in spread(dataset, subset):
         boxes = np.asarray(find_boxes(item["image"]), np.float64).reshape(-1, 4)
