@@ -145,9 +145,8 @@ def make_loaders(cfg):
         if shard is not None:
             raise ValueError("--pose-balance draws faces by weight in one process: train without torchrun")
         keypoints = np.concatenate([t.keypoints for t, _ in pairs])
-        shard = torch.utils.data.WeightedRandomSampler(
-            torch.from_numpy(pose_weights(pose.turn_amount(keypoints), cfg.pose_balance, cfg.pose_bins)), len(train_set),
-            generator=gen)
+        weights = pose_weights(pose.turn_amount(keypoints), cfg.pose_balance, cfg.pose_bins)
+        shard = torch.utils.data.WeightedRandomSampler(torch.from_numpy(weights), len(train_set), generator=gen)
     return (torch.utils.data.DataLoader(train_set, shuffle=shard is None, sampler=shard, generator=gen,
                                         drop_last=len(train_set) // distributed.world_size() > cfg.batch_size,
                                         **common),

@@ -56,17 +56,17 @@ def occluded(image, keypoints, part):
     return out
 
 
-def occlusion_table(keypointer, dataset, subset=0):
+def occlusion_table(keypointer, items):
     """{condition: score summary + 'hidden_nme' + 'under_face_score'} for 'clean' and each part
-    covered, the crop framed on the annotation."""
+    covered, over dataset items, the crop framed on the annotation."""
     def place(image, square):
         points, scores = keypoints_for_rois(to_gray(image), [(square, 0.0)], keypointer)
         return points[0], None if scores is None else scores[0]
-    faces = [(item, face_square(item["keypoints"], keypointer.framing_scale)) for item in spread(dataset, subset)]
+    faces = [(item, face_square(item["keypoints"], keypointer.framing_scale)) for item in items]
     return scored_conditions(faces, place)
 
 
-def dlib_table(dataset, subset=0, pipeline=None):
+def dlib_table(items, pipeline=None):
     """The same for dlib's predictor, on the box its HOG detector finds for the face in the clean
     photograph (matched as evaluate.py matches); faces it finds none for are left out.
     ``pipeline``: a (find_boxes, landmarks) pair in its place."""
@@ -75,7 +75,7 @@ def dlib_table(dataset, subset=0, pipeline=None):
         pipeline = dlib_pipeline(*load_dlib())
     find_boxes, landmarks = pipeline
     faces = []
-    for item in spread(dataset, subset):
+    for item in items:
         boxes = np.asarray(find_boxes(item["image"]), np.float64).reshape(-1, 4)
         j = match_box(boxes, item["keypoints"])
         if j is not None:
@@ -83,8 +83,8 @@ def dlib_table(dataset, subset=0, pipeline=None):
     return scored_conditions(faces, lambda image, box: (landmarks(image, box), None))
 
 
-def spread(dataset, subset):
-    """The dataset's items, or ``subset`` of them spread over it."""
+def spread_over(dataset, subset):
+    """The dataset's items, or ``subset`` of them spread over it, each read once."""
     count = min(subset or len(dataset), len(dataset))
     return [dataset[int(i)] for i in np.linspace(0, len(dataset) - 1, count).astype(int)]
 
@@ -95,16 +95,18 @@ def scored_conditions(faces, place):
     table = {}
     for condition in ("clean", *PARTS):
         results, hidden, dropped = [], [], []
+        covered = PARTS.get(condition)
         for item, framing in faces:
             image, target = item["image"], item["keypoints"]
-            if condition != "clean":
+            if covered:
                 image = occluded(image, target, condition)
             points, face_score = place(image, framing)
             errors = point_errors(points, target)
             results.append({"nme": float(errors.mean())})
-            hidden.append(errors[PARTS[condition]].mean() if condition != "clean" else np.nan)
+            if covered:
+                hidden.append(errors[covered].mean())
             dropped.append(face_score is not None and face_score < MIN_FACE_SCORE)
-        table[condition] = {**score(results), "hidden_nme": None if condition == "clean" else float(np.mean(hidden)),
+        table[condition] = {**score(results), "hidden_nme": float(np.mean(hidden)) if covered else None,
                             "under_face_score": float(np.mean(dropped))}
     return table
 
@@ -137,9 +139,10 @@ def main(argv=None):
                        for c in args.checkpoint}
     except (data_files.DataError, CheckpointError) as e:
         sys.exit(f"error: {e}")
-    tables = {c: occlusion_table(k, dataset, args.subset) for c, k in keypointers.items()}
+    items = spread_over(dataset, args.subset)
+    tables = {c: occlusion_table(k, items) for c, k in keypointers.items()}
     if args.dlib:
-        tables[DLIB] = dlib_table(dataset, args.subset)
+        tables[DLIB] = dlib_table(items)
     print_table(tables)
     if args.json:
         write_json(args.json, tables)

@@ -80,7 +80,7 @@ def test_the_occlusion_benchmark_hides_exactly_one_part_and_the_hidden_points_su
             y0 <= mouth[:, 1].min() and mouth[:, 1].max() <= y1 + 1)
     assert y0 > target[30, 1]                                  # the nose's tip is left visible
     assert len(np.unique(out[y0:y1 + 1, x0:x1 + 1])) == 1
-    table = occlusion.occlusion_table(Keypointer(DEFAULT_CHECKPOINT), lfpw, subset=8)
+    table = occlusion.occlusion_table(Keypointer(DEFAULT_CHECKPOINT), occlusion.spread_over(lfpw, 8))
     assert set(table) == {"clean", *occlusion.PARTS}
     assert table["clean"]["faces"] == 8 and table["clean"]["hidden_nme"] is None
     assert table["clean"]["under_face_score"] == 0          # real faces, framed on their annotation
