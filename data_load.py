@@ -27,6 +27,7 @@ import torchvision.transforms.v2.functional as F
 
 from data_files import DataError, load_image, read_keypoints_csv
 from data_files import person_of, resolve_data_dir, split_by_person, split_paths  # noqa: F401  (the notebooks read the data through data_load)
+from markup import COVERED_PARTS, LEFT_EYE_OUTER, RIGHT_EYE_OUTER
 from geometry import (FRAMING_SCALE, crop_points, crop_square_array, face_square, framed_square, mirror_points,
                       normalize_keypoints)
 
@@ -286,6 +287,40 @@ class RandomOcclusion:
 
     def __repr__(self):
         return f"RandomOcclusion(p={self.p}, sides={self.sides})"
+
+
+COVER_PAD = 0.15    # outer-eye distances added around a covered part's points on every side
+
+
+def cover_part(image, keypoints, part, gray=None):
+    """A copy of ``image`` (numpy HxW(xC)) with one flat block over ``part`` (a name in
+    markup.COVERED_PARTS): the box of its keypoints (pixels), padded by COVER_PAD outer-eye
+    distances, filled with the mean of ``gray`` (default: the image) over the face's keypoint box."""
+    points = np.asarray(keypoints, np.float64)
+    indices = COVERED_PARTS[part]
+    pad = COVER_PAD * np.linalg.norm(points[RIGHT_EYE_OUTER] - points[LEFT_EYE_OUTER])
+    h, w = image.shape[:2]
+    x0, y0 = np.maximum(0, np.floor(points[indices].min(0) - pad)).astype(int)
+    x1, y1 = np.minimum([w, h], np.ceil(points[indices].max(0) + pad)).astype(int)
+    lo = np.clip(points.min(0), 0, [w, h]).astype(int)
+    hi = np.maximum(np.clip(points.max(0), 0, [w, h]).astype(int), lo + 1)
+    fill = float((image if gray is None else gray)[lo[1]:hi[1], lo[0]:hi[0]].mean())
+    out = image.copy()
+    out[y0:y1, x0:x1] = round(fill) if np.issubdtype(out.dtype, np.integer) else fill
+    return out
+
+
+class CoverPart:
+    """:func:`cover_part` as a transform: one part of every face hidden, the keypoints unmoved."""
+
+    def __init__(self, part):
+        if part not in COVERED_PARTS:
+            raise ValueError(f"{part!r} is not one of {sorted(COVERED_PARTS)}")
+        self.part = part
+
+    def __call__(self, image, keypoints):
+        out = as_image(cover_part(_as_array(image), keypoints, self.part))
+        return out, as_keypoints(keypoints, out)
 
 
 class Normalize:

@@ -54,8 +54,9 @@ def keypoints_and_spread(model):
         def forward(self, crops):
             heatmaps, pooled = self.model.heatmaps_and_features(crops)
             prob = self.model.probabilities(heatmaps)
-            spread = self.model.spread(prob)
-            keypoints = self.model.refine(crops, self.model.decode(prob))
+            point_spreads = self.model.point_spreads(prob)
+            spread = point_spreads.mean(1)
+            keypoints = self.model.refine(crops, self.model.decode(prob), point_spreads)
             if self.model.face_head is None:
                 return keypoints, spread
             return keypoints, spread, self.model.face_logit(pooled, spread)

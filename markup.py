@@ -14,6 +14,12 @@ FACE_PARTS = {"jaw": (range(0, 17), False), "right_brow": (range(17, 22), False)
               "left_eye": (range(42, 48), True), "outer_lips": (range(48, 60), True),
               "inner_lips": (range(60, 68), True)}
 
+# the parts a block may hide (benchmarks/occlusion.py, the second stage's gate): brow and eye
+# together, as sunglasses or a hand hide them
+COVERED_PARTS = {"right eye": list(range(17, 22)) + list(range(36, 42)),
+                 "left eye": list(range(22, 27)) + list(range(42, 48)),
+                 "nose": list(range(27, 36)), "mouth": list(range(48, 68))}
+
 # outer eye corners: the NME's normaliser, the roll of a face and the refiner's scale
 RIGHT_EYE_OUTER, LEFT_EYE_OUTER = 36, 45
 RIGHT_EYE, LEFT_EYE = np.arange(36, 42), np.arange(42, 48)

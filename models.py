@@ -10,7 +10,7 @@ import os
 import torch
 import torch.nn as nn
 
-from refiner import ShapeRefiner
+from refiner import ShapeRefiner, gated
 
 NUM_OUTPUTS = 136
 
@@ -238,14 +238,18 @@ class HeatmapNet(nn.Module):
         # Shape/Gather/Concat nodes, which cost as much as a conv at batch one.
         return torch.softmax(heatmaps.reshape(-1, NUM_OUTPUTS // 2, self.grid * self.grid), dim=-1)
 
-    def spread(self, prob):
-        """(N,): the mean over keypoints of each map's RMS distance from its mean, in cells.
-        Compact on a face, spread out on anything else: the input of the face score."""
+    def point_spreads(self, prob):
+        """(N, 68): each map's RMS distance from its mean, in cells. Compact where the net sees
+        its point, spread out where it guesses (a covered eye) or on anything but a face."""
         maps = prob.reshape(-1, NUM_OUTPUTS // 2, self.grid, self.grid)
         px, py = maps.sum(2), maps.sum(3)       # marginals over x and over y
         mean_x, mean_y = px @ self.cell_index, py @ self.cell_index
         var = px @ self.cell_index ** 2 - mean_x ** 2 + py @ self.cell_index ** 2 - mean_y ** 2
-        return var.clamp(min=0).sqrt().mean(1)
+        return var.clamp(min=0).sqrt()
+
+    def spread(self, prob):
+        """(N,): the mean of :meth:`point_spreads`, the input of the face score."""
+        return self.point_spreads(prob).mean(1)
 
     def decode(self, prob):
         """(N, 136): the expected (x, y) of every keypoint under its probabilities."""
@@ -255,17 +259,21 @@ class HeatmapNet(nn.Module):
         """Whether a refiner was fitted on the points of the current head."""
         return self.refiner is not None and self.refiner.markup == self.markup
 
-    def refine(self, crops, keypoints):
-        """(N, 136) keypoints, moved by the refiner when ``second_stage`` is on."""
+    def refine(self, crops, keypoints, point_spreads):
+        """(N, 136) keypoints, moved by the refiner when ``second_stage`` is on: on every face,
+        or, with the refiner's gate, only where its point spreads (N, 68) say the net saw the
+        face (refiner.gated)."""
         if not (self.second_stage and self.has_second_stage()):
             return keypoints
         if crops.shape[-1] != self.refiner.size:
             raise ValueError(f"the second stage reads {self.refiner.size} px crops, not {crops.shape[-1]} px")
-        return self.refiner(crops, keypoints.reshape(-1, NUM_OUTPUTS // 2, 2)).reshape(-1, NUM_OUTPUTS)
+        refined = self.refiner(crops, keypoints.reshape(-1, NUM_OUTPUTS // 2, 2)).reshape(-1, NUM_OUTPUTS)
+        return gated(self.refiner.gate, point_spreads, refined, keypoints)
 
     def forward(self, x, markups=None):
-        keypoints = self.decode(self.probabilities(self.heatmaps(x, markups)))
-        return keypoints if markups is not None else self.refine(x, keypoints)
+        prob = self.probabilities(self.heatmaps(x, markups))
+        keypoints = self.decode(prob)
+        return keypoints if markups is not None else self.refine(x, keypoints, self.point_spreads(prob))
 
 
 class ResNetKeypoints(nn.Module):

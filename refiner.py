@@ -55,10 +55,12 @@ class ShapeRefiner(nn.Module):
     """Refines (N, 68, 2) points in the [-1, 1] frame of (N, 1, S, S) crops. Buffers: the mean
     shape and each stage's linear map (``down``, ``down_bias``, then ``up``)."""
 
-    def __init__(self, input_size=80, radii=RADII, grid=GRID, rank=RANK, markup=0):
+    def __init__(self, input_size=80, radii=RADII, grid=GRID, rank=RANK, markup=0, gate=None):
         super().__init__()
         # markup: the output head whose points this refiner was fitted on (other heads pass through)
         self.size, self.radii, self.grid, self.rank, self.markup = input_size, tuple(radii), grid, rank, markup
+        # gate: (spread, points), see gated(); None refines every face
+        self.gate = tuple(gate) if gate else None
         self.features = NUM_KEYPOINTS * grid * grid * READINGS
         self.register_buffer("mean_shape", torch.zeros(NUM_KEYPOINTS, 2))
         self.register_buffer("down", torch.zeros(len(radii), self.features, rank))
@@ -109,6 +111,19 @@ class ShapeRefiner(nn.Module):
         for stage in range(len(self.radii)):
             pixels = pixels + self.step(self.readings(prepared, pixels, stage), stage) @ prepared[-1]
         return from_indices(pixels, self.size)
+
+
+def gated(gate, point_spreads, refined, keypoints):
+    """``refined`` where the face's heatmaps are compact, else the network's ``keypoints`` (both
+    (N, 136)): with gate (spread, points), a face keeps its refined points when fewer than
+    ``points`` of its 68 heatmaps spread wider than ``spread`` cells. A covered eye or mouth
+    spreads its maps, and there the stage, which moves every point from the gradients around
+    all of them, reads the block's edges and costs more than it gains (docs/experiments.md)."""
+    if gate is None:
+        return refined
+    spread, points = gate
+    compact = (point_spreads > spread).sum(1, keepdim=True) < points
+    return torch.where(compact, refined, keypoints)
 
 
 def fit_stage(features, moves, l2, rank):

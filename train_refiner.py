@@ -15,6 +15,7 @@ validation give the figures printed; test images are never used. Inference uses 
 checkpoint has one (``--no-second-stage`` skips it).
 """
 import argparse
+import copy
 import dataclasses
 import random
 import sys
@@ -25,10 +26,12 @@ import torch
 
 import cli
 import data_300w
+import data_load
 import train_data
 from checkpoint import CheckpointError, add_fitted_part, load_model
+from markup import COVERED_PARTS, NUM_KEYPOINTS
 from metrics import nme_per_face
-from refiner import RADII, RANK, ShapeRefiner, fit_refiner
+from refiner import RADII, RANK, ShapeRefiner, fit_refiner, gated
 from train import TrainConfig
 
 PASSES = 10          # augmented crops of each training face: more passes, more varied starts
@@ -36,6 +39,12 @@ L2 = 1000.0          # ridge penalty on each stage's map (features scaled to uni
 FINE = 1             # the refiner's crop side / the network's
 BATCH = 256
 DRY_RUN_FACES = 64
+# The gate (refiner.gated), chosen on the validation faces, clean and with each part of
+# markup.COVERED_PARTS covered: the lowest covered NME among the gates that cost the clean faces
+# at most GATE_CLEAN_COST. Spreads in heatmap cells, points of the 68.
+GATE_SPREADS = tuple(np.round(np.arange(2.0, 3.65, 0.1), 2))
+GATE_POINTS = (3, 5, 7, 10, 14)
+GATE_CLEAN_COST = 1e-4
 
 
 def crops_and_points(dataset, passes, limit=0):
@@ -58,9 +67,50 @@ def in_batches(call, *tensors):
 
 
 def network_points(model, crops):
-    """(N, 68, 2): the network's own points (no second stage), in batches."""
-    model.second_stage = False
-    return in_batches(model, crops).reshape(len(crops), -1, 2)
+    """(points (N, 68, 2), point spreads (N, 68)): the network's own (no second stage), in batches."""
+    def points_and_spreads(batch):
+        prob = model.probabilities(model.heatmaps(batch))
+        return torch.cat([model.decode(prob), model.point_spreads(prob)], 1)
+    out = in_batches(points_and_spreads, crops)
+    return out[:, :-NUM_KEYPOINTS].reshape(len(crops), -1, 2), out[:, -NUM_KEYPOINTS:]
+
+
+def gated_nme(gate, network, refined, spreads, targets):
+    return mean_nme(gated(gate, spreads, refined.flatten(1), network.flatten(1)).reshape(network.shape), targets)
+
+
+def choose_gate(conditions, targets):
+    """(gate or None, {gate: (clean NME, mean covered NME)}) from conditions {name: (network
+    points, refined points, point spreads)}, 'clean' and the covered parts, all of the same faces."""
+    def scores(gate):
+        nmes = {name: gated_nme(gate, *outputs, targets) for name, outputs in conditions.items()}
+        return nmes.pop("clean"), float(np.mean(list(nmes.values())))
+    table = {None: scores(None)}
+    table.update({(s, k): scores((s, k)) for s in GATE_SPREADS for k in GATE_POINTS})
+    allowed = [g for g, (clean, _) in table.items() if clean <= table[None][0] + GATE_CLEAN_COST]
+    return min(allowed, key=lambda g: table[g][1]), table
+
+
+def validation_gate(model, refiner, val_set, limit):
+    """The gate for ``refiner`` on the validation faces (see GATE_CLEAN_COST), printed with what
+    it does there, clean and covered."""
+    conditions, targets = {}, None
+    for name in ("clean", *COVERED_PARTS):
+        dataset = copy.copy(val_set)
+        if name != "clean":
+            dataset.transform = data_load.Compose([data_load.CoverPart(name), val_set.transform])
+        crops, targets = crops_and_points(dataset, 1, limit)
+        shapes, spreads = network_points(model, crops)
+        conditions[name] = shapes, in_batches(refiner, crops, shapes), spreads
+    network = {name: mean_nme(c[0], targets) for name, c in conditions.items()}
+    gate, table = choose_gate(conditions, targets)
+    print(f"validation NME ({len(targets)} held-out faces), clean / with a part covered (mean of {len(COVERED_PARTS)}):\n"
+          f"  network alone               {network.pop('clean'):.4f} / {np.mean(list(network.values())):.4f}\n"
+          f"  second stage on every face  {table[None][0]:.4f} / {table[None][1]:.4f}")
+    if gate is not None:
+        print(f"  second stage, gated         {table[gate][0]:.4f} / {table[gate][1]:.4f}: on faces with fewer "
+              f"than {gate[1]} heatmaps spread over {gate[0]} cells")
+    return gate
 
 
 def mean_nme(points, targets):
@@ -118,6 +168,9 @@ def main(argv=None):
     p.add_argument("--occlusion", type=cli.number(float, low=0, high=1), default=None,
                    help="cover part of this share of the crops (train.py's --occlusion); default: the "
                         "checkpoint's own")
+    p.add_argument("--no-gate", dest="gate", action="store_false",
+                   help="refine every face (default: only faces whose heatmaps are compact, the gate chosen "
+                        "on the validation faces; a covered part spreads them)")
     p.add_argument("--dry-run", action="store_true", help=f"{DRY_RUN_FACES} faces, one pass, nothing written")
     args = p.parse_args(argv)
     start = time.perf_counter()
@@ -147,23 +200,19 @@ def main(argv=None):
     model.markup = 0                     # the first dataset's head
     refiner = ShapeRefiner(input_size=crops.shape[-1], radii=args.radii, rank=args.rank, markup=0)
     print(f"{len(crops)} training crops ({passes} per face) in {time.perf_counter() - start:.0f} s", flush=True)
-    shapes = network_points(model, crops)
+    shapes, _ = network_points(model, crops)
     print(f"training NME: network {mean_nme(shapes, targets):.4f}", flush=True)
     if args.folds:
         cross_validate(refiner, crops, shapes, targets, args.l2, args.folds, len(crops) // passes)
         return
     fit_refiner(refiner, crops, shapes, targets, args.l2,
                 log=lambda stage, points: print(f"  after stage {stage + 1}: {mean_nme(points, targets):.4f}", flush=True))
-    val_crops, val_targets = crops_and_points(val_set, 1, limit)
-    val_shapes = network_points(model, val_crops)
-    refined = in_batches(refiner, val_crops, val_shapes)
-    print(f"validation NME ({len(val_crops)} held-out faces): network {mean_nme(val_shapes, val_targets):.4f}, "
-          f"with the second stage {mean_nme(refined, val_targets):.4f}")
+    gate = validation_gate(model, refiner, val_set, limit)
     if args.dry_run:
         print(f"dry run: nothing written ({time.perf_counter() - start:.0f} s)")
         return
     refiner_config = {"input_size": refiner.size, "radii": list(refiner.radii), "grid": refiner.grid,
-                      "rank": refiner.rank, "markup": refiner.markup}
+                      "rank": refiner.rank, "markup": refiner.markup, "gate": list(gate) if args.gate and gate else None}
     out = args.out or args.checkpoint
     add_fitted_part(args.checkpoint, out, {"refiner": refiner_config}, refiner.state_dict(), "refiner.")
     print(f"wrote {out} ({time.perf_counter() - start:.0f} s)")

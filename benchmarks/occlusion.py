@@ -1,7 +1,7 @@
 """Hidden parts of the face: the landmark model on test photographs with an eye, the nose or the mouth covered.
 
 Each LFPW test photograph is scored clean, then once per part with a flat block over that
-part: the box of its annotated points, padded by PAD outer-eye distances, filled with the face's
+part: the box of its annotated points, padded by 0.15 outer-eye distances, filled with the face's
 mean gray (a hand, a microphone, a scarf; sunglasses over one eye). The crop is framed on the
 annotation, so the detector is out of the measure: the rows compare what the network places
 with part of the face hidden. Columns: NME over all 68 points, failures (NME > 0.10), the NME of
@@ -23,37 +23,23 @@ import data_files  # noqa: E402
 from atomic import write_json  # noqa: E402
 from checkpoint import CheckpointError  # noqa: E402
 from data_300w import PhotoFaces, read_sources  # noqa: E402
+from data_load import cover_part  # noqa: E402
 from evaluate import score  # noqa: E402
 from face_detector import to_gray  # noqa: E402
 from framing import match_box  # noqa: E402
 from geometry import face_square  # noqa: E402
 from keypointer import DEFAULT_CHECKPOINT, MIN_FACE_SCORE, Keypointer  # noqa: E402
-from markup import LEFT_EYE_OUTER, RIGHT_EYE_OUTER  # noqa: E402
+from markup import COVERED_PARTS  # noqa: E402
 from metrics import point_errors  # noqa: E402
 from pipeline import keypoints_for_rois  # noqa: E402
 from benchmarks.dlib_vs_cnn import lfpw_dir  # noqa: E402
 
-# the covered parts: brow and eye together, as sunglasses or a hand hide them
-PARTS = {"right eye": list(range(17, 22)) + list(range(36, 42)),
-         "left eye": list(range(22, 27)) + list(range(42, 48)),
-         "nose": list(range(27, 36)), "mouth": list(range(48, 68))}
-PAD = 0.15      # outer-eye distances added around a part's points on every side
 DLIB = "dlib (its HOG box on the clean photograph)"
 
 
 def occluded(image, keypoints, part):
     """A copy of ``image`` with a flat block of the face's mean gray over ``part``'s points."""
-    points = np.asarray(keypoints, np.float64)
-    pad = PAD * np.linalg.norm(points[RIGHT_EYE_OUTER] - points[LEFT_EYE_OUTER])
-    h, w = image.shape[:2]
-    x0, y0 = np.maximum(0, np.floor(points[PARTS[part]].min(0) - pad)).astype(int)
-    x1, y1 = np.minimum([w, h], np.ceil(points[PARTS[part]].max(0) + pad)).astype(int)
-    lo = np.clip(points.min(0), 0, [w, h]).astype(int)                    # the face's keypoint box
-    hi = np.maximum(np.clip(points.max(0), 0, [w, h]).astype(int), lo + 1)
-    fill = to_gray(image)[lo[1]:hi[1], lo[0]:hi[0]].mean()
-    out = image.copy()
-    out[y0:y1, x0:x1] = np.uint8(round(float(fill)))
-    return out
+    return cover_part(image, keypoints, part, gray=to_gray(image))
 
 
 def occlusion_table(keypointer, items):
@@ -93,9 +79,9 @@ def scored_conditions(faces, place):
     """Each condition's summary over faces [(item, framing)]; ``place(image, framing)`` gives
     (points, face score or None)."""
     table = {}
-    for condition in ("clean", *PARTS):
+    for condition in ("clean", *COVERED_PARTS):
         results, hidden, dropped = [], [], []
-        covered = PARTS.get(condition)
+        covered = COVERED_PARTS.get(condition)
         for item, framing in faces:
             image, target = item["image"], item["keypoints"]
             if covered:

@@ -15,7 +15,7 @@ from face_detector import FaceDetector, to_gray
 from framing import roi_square
 from keypointer import DEFAULT_CHECKPOINT, ONNX_TOLERANCE, UDACITY_CHECKPOINT, Keypointer
 from pipeline import crop_roi
-from refiner import ShapeRefiner, fit_refiner, pixels_from_mean_frame, prepare_in_batches, similarity, to_indices
+from refiner import ShapeRefiner, fit_refiner, gated, pixels_from_mean_frame, prepare_in_batches, similarity, to_indices
 
 SIZE = 80
 
@@ -107,6 +107,49 @@ def test_the_second_stage_runs_only_when_asked_and_onnx_runs_it_as_torch_does():
     assert np.abs(onnx.raw(crops) - refined.raw(crops)).max() < ONNX_TOLERANCE
 
 
+def test_the_gate_keeps_the_networks_points_on_faces_with_too_many_spread_heatmaps():
+    network, refined = torch.zeros(3, 136), torch.ones(3, 136)
+    spreads = torch.ones(3, 68)
+    spreads[1, :4] = 3.0                                 # face 1: four spread maps
+    spreads[2, :9] = 3.0                                 # face 2: nine
+    assert torch.equal(gated(None, spreads, refined, network), refined)
+    out = gated((2.5, 5), spreads, refined, network)
+    assert torch.equal(out[:2], refined[:2]) and torch.equal(out[2], network[2])
+    assert torch.equal(gated((3.0, 1), spreads, refined, network), refined)      # spread over 3.0: none
+
+
+def test_the_gate_chosen_on_validation_falls_back_on_covered_faces_and_keeps_the_clean_gain():
+    import train_refiner
+    rng = np.random.default_rng(5)
+    targets = torch.tensor(rng.uniform(-0.8, 0.8, (40, 68, 2)), dtype=torch.float32)
+    compact, spread = torch.ones(40, 68), torch.ones(40, 68)
+    spread[:, 20:32] = 3.0                               # a covered part: twelve maps spread out
+    clean = (targets + 0.02, targets + 0.005, compact)  # the second stage helps clean faces...
+    covered = (targets + 0.03, targets + 0.05, spread)   # ...and hurts covered ones
+    gate, table = train_refiner.choose_gate({"clean": clean, "nose": covered}, targets)
+    assert gate is not None and gate[0] < 3.0 and gate[1] <= 12
+    assert table[gate] == (table[None][0], train_refiner.mean_nme(covered[0], targets))
+    helpful = (targets + 0.03, targets + 0.01, spread)
+    assert train_refiner.choose_gate({"clean": clean, "nose": helpful}, targets)[0] is None
+
+
+def test_a_gate_in_the_checkpoint_runs_in_onnx_as_in_torch(tmp_path):
+    """A face's heatmaps are compact, noise's spread: a gate between them refines the face alone."""
+    config = load_checkpoint(DEFAULT_CHECKPOINT)["config"]["model"]["refiner"]
+    state = {k[len("refiner."):]: v for k, v in load_checkpoint(DEFAULT_CHECKPOINT)["model"].items()
+             if k.startswith("refiner.")}
+    out = str(tmp_path / "gated.pt")
+    add_fitted_part(DEFAULT_CHECKPOINT, out, {"refiner": {**config, "gate": [4.0, 10]}}, state, "refiner.")
+    size = Keypointer(out, "torch").input_size
+    crops = np.concatenate([sample_face_crop(size), np.random.default_rng(2).random((2, 1, size, size)).astype(np.float32)])
+    plain, refined = (Keypointer(DEFAULT_CHECKPOINT, "torch").raw(crops),
+                      Keypointer(DEFAULT_CHECKPOINT, "torch", second_stage=True).raw(crops))
+    gated_torch, gated_onnx = (Keypointer(out, backend, second_stage=True).raw(crops) for backend in ("torch", "onnx"))
+    np.testing.assert_array_equal(gated_torch[0], refined[0])
+    np.testing.assert_array_equal(gated_torch[1:], plain[1:])
+    assert np.abs(gated_onnx - gated_torch).max() < ONNX_TOLERANCE
+
+
 def test_asking_for_a_second_stage_a_checkpoint_lacks_is_a_clear_error():
     with pytest.raises(CheckpointError, match="train_refiner.py"):
         Keypointer(UDACITY_CHECKPOINT, "torch", second_stage=True)
@@ -119,7 +162,7 @@ def test_dry_run_and_cross_validation_write_nothing_and_bad_options_are_one_line
                           "--radii", "0.1,0.05", "--rank", "4", "--fine", "2", "--out", str(tmp_path / "x.pt")],
                          cwd=ROOT, capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr
-    assert "with the second stage" in run.stdout and "dry run" in run.stdout and not (tmp_path / "x.pt").exists()
+    assert "second stage on every face" in run.stdout and "dry run" in run.stdout and not (tmp_path / "x.pt").exists()
     assert "after stage 2" in run.stdout and "after stage 3" not in run.stdout      # one stage per radius
     folds = subprocess.run([sys.executable, "train_refiner.py", "--checkpoint", UDACITY_CHECKPOINT, "--dry-run",
                             "--folds", "2"], cwd=ROOT, capture_output=True, text=True, env=env)

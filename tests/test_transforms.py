@@ -186,6 +186,22 @@ def test_random_occlusion_hides_one_rectangle_near_a_keypoint_and_keeps_the_keyp
         assert near.any()
 
 
+def test_cover_part_hides_the_padded_box_of_one_part_with_the_faces_mean_and_moves_no_point():
+    image = np.tile(np.arange(100, dtype=np.uint8), (100, 1))         # gray rising to the right
+    kp = np.random.default_rng(4).uniform(20, 80, (68, 2)).astype(np.float32)
+    kp[markup.RIGHT_EYE_OUTER], kp[markup.LEFT_EYE_OUTER] = (30, 40), (70, 40)    # eye distance 40 px: pad 6 px
+    out, out_kp = dl.CoverPart("nose")(dl.as_image(image), kp)
+    np.testing.assert_array_equal(np.asarray(out_kp), kp)
+    nose = kp[markup.COVERED_PARTS["nose"]]
+    changed = np.argwhere(dl._as_array(out) != image)
+    (y0, x0), (y1, x1) = changed.min(0), changed.max(0)
+    assert y0 == np.floor(nose[:, 1].min() - 6) and y1 + 1 == np.ceil(nose[:, 1].max() + 6)
+    lo, hi = kp.min(0).astype(int), kp.max(0).astype(int)
+    assert dl._as_array(out)[y0, x0 + 1] == round(image[lo[1]:hi[1], lo[0]:hi[0]].mean())
+    with pytest.raises(ValueError, match="not one of"):
+        dl.CoverPart("ear")
+
+
 def test_train_and_eval_transforms_give_model_ready_tensors(face_sample):
     image, kp = face_sample
     import train

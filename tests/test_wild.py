@@ -11,6 +11,7 @@ import pipeline
 from conftest import SHIPPED_MODEL
 from keypointer import DEFAULT_CHECKPOINT, Keypointer
 import face_detector
+import markup
 
 LFPW_FACES = 40     # the first faces of LFPW's test set: enough to separate the two models
 
@@ -75,16 +76,16 @@ def test_the_occlusion_benchmark_hides_exactly_one_part_and_the_hidden_points_su
     out = occlusion.occluded(image, target, "mouth")
     changed = np.argwhere((out != image).any(-1))
     (y0, x0), (y1, x1) = changed.min(0), changed.max(0)
-    mouth = target[occlusion.PARTS["mouth"]]
+    mouth = target[markup.COVERED_PARTS["mouth"]]
     assert (x0 <= mouth[:, 0].min() and mouth[:, 0].max() <= x1 + 1 and
             y0 <= mouth[:, 1].min() and mouth[:, 1].max() <= y1 + 1)
     assert y0 > target[30, 1]                                  # the nose's tip is left visible
     assert len(np.unique(out[y0:y1 + 1, x0:x1 + 1])) == 1
     table = occlusion.occlusion_table(Keypointer(DEFAULT_CHECKPOINT), occlusion.spread_over(lfpw, 8))
-    assert set(table) == {"clean", *occlusion.PARTS}
+    assert set(table) == {"clean", *markup.COVERED_PARTS}
     assert table["clean"]["faces"] == 8 and table["clean"]["hidden_nme"] is None
     assert table["clean"]["under_face_score"] == 0          # real faces, framed on their annotation
-    assert all(table[part]["hidden_nme"] > table["clean"]["nme"] for part in occlusion.PARTS)
+    assert all(table[part]["hidden_nme"] > table["clean"]["nme"] for part in markup.COVERED_PARTS)
 
 
 @pytest.mark.wild_photos
