@@ -172,6 +172,12 @@ def test_dry_run_and_cross_validation_write_nothing_and_bad_options_are_one_line
                         ("--occlusion", "1.5")]:
         bad = subprocess.run([sys.executable, "train_refiner.py", flag, value], cwd=ROOT, capture_output=True, text=True)
         assert bad.returncode == 2 and flag in bad.stderr.splitlines()[-1]
+    bad = subprocess.run([sys.executable, "train_refiner.py", "--gate-only", "--folds", "2"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--gate-only" in bad.stderr.splitlines()[-1]
+    none = subprocess.run([sys.executable, "train_refiner.py", "--checkpoint", UDACITY_CHECKPOINT, "--gate-only",
+                           "--dry-run"], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert none.returncode == 1 and none.stderr.strip().count("\n") == 0 and "no second stage" in none.stderr
     bad = subprocess.run([sys.executable, "train_refiner.py", "--checkpoint", str(tmp_path / "none.pt")],
                          cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stderr.strip().count("\n") == 0 and "not found" in bad.stderr
