@@ -11,10 +11,10 @@ turns, light, degradations, occlusion); the network places its points on each cr
 stage by stage, to move them onto the annotation. With ``--fine K`` the crops are K times the
 network's side: the refiner reads them, the network their K x K pixel means, and inference cuts
 crops that size (it gained nothing at K = 2: docs/experiments.md). The faces held out for
-validation give the figures printed; test images are never used. ``--gate`` also chooses, on
-those faces clean and with a part covered, a gate that leaves the network's points on faces whose
-heatmaps spread (refiner.gated); ``--gate-only`` chooses one for a checkpoint's fitted stage. Inference uses it whenever the
-checkpoint has one (``--no-second-stage`` skips it).
+validation give the figures printed; test images are never used. Inference uses it whenever the
+checkpoint has one (``--no-second-stage`` skips it). ``--gate`` also chooses, on those faces clean
+and with a part covered, a gate that leaves the network's points on faces whose heatmaps spread
+(refiner.gated); ``--gate-only`` chooses one for a checkpoint's fitted stage.
 """
 import argparse
 import copy
@@ -106,7 +106,8 @@ def validation_gate(model, refiner, val_set, limit):
         conditions[name] = shapes, in_batches(refiner, crops, shapes), spreads
     network = {name: mean_nme(c[0], targets) for name, c in conditions.items()}
     gate, table = choose_gate(conditions, targets)
-    print(f"validation NME ({len(targets)} held-out faces), clean / with a part covered (mean of {len(COVERED_PARTS)}):\n"
+    print(f"validation NME ({len(targets)} held-out faces), clean / with a part covered "
+          f"(mean of {len(COVERED_PARTS)}):\n"
           f"  network alone               {network.pop('clean'):.4f} / {np.mean(list(network.values())):.4f}\n"
           f"  second stage on every face  {table[None][0]:.4f} / {table[None][1]:.4f}")
     if gate is not None:
@@ -229,7 +230,8 @@ def write_refiner(args, refiner, gate, start):
         print(f"dry run: nothing written ({time.perf_counter() - start:.0f} s)")
         return
     refiner_config = {"input_size": refiner.size, "radii": list(refiner.radii), "grid": refiner.grid,
-                      "rank": refiner.rank, "markup": refiner.markup, "gate": [float(gate[0]), int(gate[1])] if args.gate and gate else None}
+                      "rank": refiner.rank, "markup": refiner.markup,
+                      "gate": [float(gate[0]), int(gate[1])] if args.gate and gate else None}
     out = args.out or args.checkpoint
     add_fitted_part(args.checkpoint, out, {"refiner": refiner_config}, refiner.state_dict(), "refiner.")
     print(f"wrote {out} ({time.perf_counter() - start:.0f} s)")
