@@ -123,8 +123,9 @@ def wild_sets(cfg, cache_size=data_300w.CACHE_SIZE):
 
     def subset(idx, transform):
         return data_300w.CachedFaces(crops[idx], keypoints[idx], [names[i] for i in idx], transform)
-    return (subset(train_idx, make_transform(cfg, found)),
-            subset(val_idx, data_load.eval_transform(cfg.input_size)))
+    val_set = subset(val_idx, data_load.eval_transform(cfg.input_size))
+    val_set.framings = framings[val_idx]     # each face's own detector framing (NaN: missed)
+    return subset(train_idx, make_transform(cfg, found)), val_set
 
 
 def make_loaders(cfg):

@@ -133,6 +133,28 @@ def test_the_gate_chosen_on_validation_falls_back_on_covered_faces_and_keeps_the
     assert train_refiner.choose_gate({"clean": clean, "nose": helpful}, targets)[0] is None
 
 
+def test_gate_faces_framed_as_the_detector_framed_each_one_leave_out_the_missed_ones():
+    import data_load
+    import train_refiner
+    from data_300w import CachedFaces
+    from geometry import FRAMING_SCALE
+    rng = np.random.default_rng(3)
+    keypoints = rng.uniform(50, 110, (3, 68, 2)).astype(np.float32)
+    images = rng.integers(0, 255, (3, 160, 160), dtype=np.uint8)
+    faces = CachedFaces(images, keypoints, ["a", "b", "c"], data_load.eval_transform(SIZE))
+    faces.framings = np.array([[0.0, 0.0, FRAMING_SCALE], [np.nan] * 3, [0.1, 0.0, FRAMING_SCALE]])
+    framed = train_refiner.gate_faces(faces, "detector", SIZE)
+    assert len(framed) == 2                                               # face 1: the detector missed it
+    on_annotation = train_refiner.gate_faces(faces, "annotation", SIZE)
+    assert torch.equal(framed[0]["image"], on_annotation[0]["image"])     # (0, 0, 1.8) is the annotation framing
+    shifted = framed[1]["keypoints"] - on_annotation[2]["keypoints"]      # the square 0.1 box sides to the right
+    assert torch.allclose(shifted[:, 0], torch.full((68,), -0.2 / FRAMING_SCALE), atol=0.03)
+    assert torch.allclose(shifted[:, 1], torch.zeros(68), atol=0.03)
+    covered = train_refiner.gate_faces(faces, "detector", SIZE, cover="nose")
+    assert not torch.equal(covered[0]["image"], framed[0]["image"])
+    assert torch.equal(covered[0]["keypoints"], framed[0]["keypoints"])
+
+
 def test_a_gate_in_the_checkpoint_runs_in_onnx_as_in_torch(tmp_path):
     """A face's heatmaps are compact, noise's spread: a gate between them refines the face alone."""
     config = load_checkpoint(DEFAULT_CHECKPOINT)["config"]["model"]["refiner"]
@@ -178,6 +200,9 @@ def test_dry_run_and_cross_validation_write_nothing_and_bad_options_are_one_line
     none = subprocess.run([sys.executable, "train_refiner.py", "--checkpoint", UDACITY_CHECKPOINT, "--gate-only",
                            "--dry-run"], cwd=ROOT, capture_output=True, text=True, env=env)
     assert none.returncode == 1 and none.stderr.strip().count("\n") == 0 and "no second stage" in none.stderr
+    unframed = subprocess.run([sys.executable, "train_refiner.py", "--checkpoint", UDACITY_CHECKPOINT, "--gate",
+                               "--gate-framing", "detector", "--dry-run"], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert unframed.returncode == 1 and unframed.stderr.strip().count("\n") == 0 and "--gate-framing" in unframed.stderr
     bad = subprocess.run([sys.executable, "train_refiner.py", "--checkpoint", str(tmp_path / "none.pt")],
                          cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stderr.strip().count("\n") == 0 and "not found" in bad.stderr
