@@ -249,10 +249,12 @@ def build_face_cache(faces, measure=None, cache_dir=None, size=CACHE_SIZE):
 
 class CachedFaces(torch.utils.data.Dataset):
     """Cached face squares (see :func:`build_face_cache`) as a dataset: items
-    {'image', 'keypoints', 'name'}; ``image(i)`` and ``keypoints`` as FacialKeypointsDataset's."""
+    {'image', 'keypoints', 'name'}; ``image(i)`` and ``keypoints`` as FacialKeypointsDataset's.
+    ``framings``: each face's own detector framing (u, v, r), NaN where the detector missed it."""
 
-    def __init__(self, crops, keypoints, names, transform=None):
+    def __init__(self, crops, keypoints, names, transform=None, framings=None):
         self.crops, self.keypoints, self.names, self.transform = crops, keypoints, list(names), transform
+        self.framings = framings
 
     def __len__(self):
         return len(self.crops)

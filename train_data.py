@@ -122,10 +122,8 @@ def wild_sets(cfg, cache_size=data_300w.CACHE_SIZE):
         print(f"framings: Haar found {len(found)} of {len(train_idx)} training faces", flush=True)
 
     def subset(idx, transform):
-        return data_300w.CachedFaces(crops[idx], keypoints[idx], [names[i] for i in idx], transform)
-    val_set = subset(val_idx, data_load.eval_transform(cfg.input_size))
-    val_set.framings = framings[val_idx]     # each face's own detector framing (NaN: missed)
-    return subset(train_idx, make_transform(cfg, found)), val_set
+        return data_300w.CachedFaces(crops[idx], keypoints[idx], [names[i] for i in idx], transform, framings[idx])
+    return subset(train_idx, make_transform(cfg, found)), subset(val_idx, data_load.eval_transform(cfg.input_size))
 
 
 def make_loaders(cfg):

@@ -252,7 +252,8 @@ def main(argv=None):
         fine = dataclasses.replace(cfg, input_size=cfg.input_size * args.fine)
         train_set, val_set = (train_data.udacity_sets(fine) if first == "udacity" else
                               train_data.wild_sets(fine, cache_size=data_300w.CACHE_SIZE * args.fine))
-        if args.gate and args.gate_framing == "detector" and not np.isfinite(getattr(val_set, "framings", [[np.nan]])).any():
+        framings = getattr(val_set, "framings", None)     # the Udacity sets have none
+        if args.gate and args.gate_framing == "detector" and (framings is None or not np.isfinite(framings).any()):
             raise ValueError("--gate-framing detector: this checkpoint's validation faces carry no detector framings "
                              "(in-the-wild data trained with --framing detector only)")
     except (CheckpointError, ValueError, OSError) as e:

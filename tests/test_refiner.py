@@ -141,8 +141,8 @@ def test_gate_faces_framed_as_the_detector_framed_each_one_leave_out_the_missed_
     rng = np.random.default_rng(3)
     keypoints = rng.uniform(50, 110, (3, 68, 2)).astype(np.float32)
     images = rng.integers(0, 255, (3, 160, 160), dtype=np.uint8)
-    faces = CachedFaces(images, keypoints, ["a", "b", "c"], data_load.eval_transform(SIZE))
-    faces.framings = np.array([[0.0, 0.0, FRAMING_SCALE], [np.nan] * 3, [0.1, 0.0, FRAMING_SCALE]])
+    framings = np.array([[0.0, 0.0, FRAMING_SCALE], [np.nan] * 3, [0.1, 0.0, FRAMING_SCALE]])
+    faces = CachedFaces(images, keypoints, ["a", "b", "c"], data_load.eval_transform(SIZE), framings)
     framed = train_refiner.gate_faces(faces, "detector", SIZE)
     assert len(framed) == 2                                               # face 1: the detector missed it
     on_annotation = train_refiner.gate_faces(faces, "annotation", SIZE)
