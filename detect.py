@@ -281,8 +281,8 @@ def add_second_stage_options(p):
                             "(what it gains and costs: saved_models/README.md)")
     group.add_argument("--no-second-stage", dest="second_stage", action="store_const", const=False,
                        help="skip the checkpoint's second stage: the network's points as they are (in-the-wild "
-                            "model, LFPW test: NME 0.0345 -> 0.0352, failures 0.45 %% both; about 0.5 ms less per "
-                            "face: 1.19x dlib's time in make benchmark's loop, against 1.37-1.54x with it)")
+                            "model, LFPW test: NME 0.0342 -> 0.0352, failures 0.45 %% both; about 0.5 ms less per "
+                            "face: 1.19x dlib's time in make benchmark's loop, against 1.29-1.54x with it)")
 
 
 def cascade_option(text):
@@ -324,7 +324,7 @@ def make_parser():
     p.add_argument("--flip", action=argparse.BooleanOptionalAction,
                    help="also predict on each mirrored face and average: on by default for videos and cameras "
                         "(tracked jitter and error both fall, at about 1.7x the landmark time), off for photos "
-                        "(LFPW test NME 0.0345 -> 0.0338, but 2.3x dlib's time per face; saved_models/README.md)")
+                        "(LFPW test NME 0.0342 -> 0.0336, but 2.35x dlib's time per face; saved_models/README.md)")
     add_second_stage_options(p)
     p.add_argument("--cascade", type=cascade_option, default=DEFAULT_CASCADE,
                    help="Haar cascade: a path, or a name in detector_architectures/ or OpenCV's data")

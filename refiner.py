@@ -18,7 +18,7 @@ from markup import LEFT_EYE_OUTER, NUM_KEYPOINTS, RIGHT_EYE_OUTER
 # cell spacing around a point, in units of the mean shape's outer-eye-corner distance (0.04 is
 # about 1 px of an 80 px crop). GRID x GRID cells per point. RANK: each stage's map's rank.
 RADII = (0.1, 0.07, 0.05, 0.035)
-GRID, RANK = 3, 16
+GRID, RANK = 3, 32
 READINGS = 4    # per cell: the gradient (x, y) and its magnitude per axis (|x|, |y|)
 
 
