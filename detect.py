@@ -45,7 +45,7 @@ from framing import DEFAULT_MARGIN
 from keypointer import DEFAULT_CHECKPOINT, MIN_FACE_SCORE, Keypointer
 from markup import FACE_PARTS
 from pipeline import DEFAULT_REFINE, REFRAME_SCALE, ROLL_ALIGN_DEGREES, detect_keypoints
-from tracking import REDETECT_EVERY, SMOOTH_BETA, SMOOTH_MIN_CUTOFF, FaceTracker
+from tracking import REDETECT_EVERY, SMOOTH_BETA, SMOOTH_MIN_CUTOFF, SMOOTH_SHAPE_BETA, FaceTracker
 from video import in_background, run_camera, run_video
 
 STREAM_SEARCH = "upright"       # frames without a face run the detector every time: keep it cheap
@@ -260,16 +260,19 @@ def run(args):
 
 
 def smooth_option(text):
-    """'CUTOFF,BETA' -> (cutoff, beta); 'off' -> None."""
+    """'CUTOFF,BETA[,SHAPE_BETA]' -> (cutoff, beta, shape_beta); 'off' -> None."""
     if text == "off":
         return None
     try:
-        cutoff, beta = (float(v) for v in text.split(","))
+        values = [float(v) for v in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give CUTOFF,BETA (two numbers) or off") from None
-    if cutoff <= 0 or beta < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: the cut-off must be > 0 and beta >= 0")
-    return cutoff, beta
+        values = []
+    if len(values) not in (2, 3):
+        raise argparse.ArgumentTypeError(f"{text!r}: give CUTOFF,BETA[,SHAPE_BETA] (two or three numbers) or off")
+    cutoff, beta, shape_beta = values + [SMOOTH_SHAPE_BETA] * (3 - len(values))
+    if cutoff <= 0 or beta < 0 or shape_beta < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the cut-off must be > 0 and the betas >= 0")
+    return cutoff, beta, shape_beta
 
 
 def add_second_stage_options(p):
@@ -368,9 +371,12 @@ def make_parser():
                    help="video and camera: detect every frame instead of tracking each face from the last")
     p.add_argument("--redetect-every", type=number(int, 1), default=REDETECT_EVERY, metavar="N",
                    help="tracking: also run the detector every N frames (N >= 1), for new faces (default: %(default)s)")
-    p.add_argument("--smooth", type=smooth_option, default=(SMOOTH_MIN_CUTOFF, SMOOTH_BETA), metavar="CUTOFF,BETA",
-                   help="tracking: One Euro filter on the keypoints, its cut-off at rest (Hz) and speed "
-                        "coefficient (per face size per second); 'off': raw keypoints (default: %(default)s)")
+    p.add_argument("--smooth", type=smooth_option, default=(SMOOTH_MIN_CUTOFF, SMOOTH_BETA, SMOOTH_SHAPE_BETA),
+                   metavar="CUTOFF,BETA[,SHAPE_BETA]",
+                   help="tracking: One Euro filters on each face's pose and, apart, on each part of its shape: "
+                        "the cut-off at rest (Hz) and the speed coefficients (per face size per second) of the "
+                        f"pose and of the shape (default {SMOOTH_SHAPE_BETA:g}); 'off': raw keypoints "
+                        "(default: %(default)s)")
     p.add_argument("--refine", type=number(int, 0, 10), default=DEFAULT_REFINE,
                    help="re-frame on the predicted keypoints and predict again, N times, 0 to 10 (default: %(default)s)")
     return p

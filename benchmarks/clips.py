@@ -105,6 +105,30 @@ def write_clip(path, frames):
     writer.release()
 
 
+# Synthetic expressions for replaying smoothers: the mouth opening and closing (lower lip and
+# chin moved down the face), as (name, frequency Hz, opening in eye distances). The clips move a
+# photograph rigidly, so a smoother tuned on them alone would be free to lag every expression.
+EXPRESSIONS = (("mouth 1 Hz", 1.0, 0.4), ("mouth 3 Hz", 3.0, 0.15), ("mouth 5 Hz", 5.0, 0.1))
+LOWER_FACE = {**{k: 1.0 for k in (55, 56, 57, 58, 59, 65, 66, 67)}, **{k: 0.6 for k in (6, 7, 8, 9, 10)}}
+
+
+def with_expression(predicted, truth, hz, opening):
+    """(predicted, truth) with the same mouth movement added to the truth and to the first face
+    predicted in each frame, as a perfect tracker would see it on top of its own errors."""
+    keypoints, moved = truth["keypoints"].astype(np.float64), []
+    weights = np.zeros((68, 1))
+    weights[list(LOWER_FACE)] = np.array(list(LOWER_FACE.values()))[:, None]
+    for i, faces in enumerate(predicted):
+        across = keypoints[i][45] - keypoints[i][36]
+        down = np.array([-across[1], across[0]])                # image y grows downwards
+        shift = weights * (opening * (1 - np.cos(2 * np.pi * hz * i / FPS)) / 2 * down)
+        keypoints[i] = keypoints[i] + shift
+        if len(faces):
+            faces = np.concatenate([faces[:1] + shift, faces[1:]])
+        moved.append(faces)
+    return moved, {**truth, "keypoints": keypoints}
+
+
 def _eye(keypoints):
     return float(np.linalg.norm(keypoints[36] - keypoints[45]))
 

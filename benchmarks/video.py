@@ -7,8 +7,10 @@ out and brings it back. Tracked and --no-track run the whole of detect.py's vide
 (decoding, landmarks, drawing, encoding an mp4), timed end to end, on the clip's first part
 (the face in view all along) and on the whole clip; dlib runs its HOG detector
 and 68-point predictor on every decoded frame (no drawing or writing). NME, jitter, false faces
-and frames to re-acquire as in clips.clip_scores. ``--sweep`` scores One Euro settings on the
-tracked keypoints (smoothing does not change what the tracker crops, so it replays exactly).
+and frames to re-acquire as in clips.clip_scores. ``--sweep`` scores smoothing settings on the
+tracked keypoints (smoothing does not change what the tracker crops, so it replays exactly), on
+the clips as they are and with each of clips.EXPRESSIONS added, against one One Euro filter on
+the whole face (the previous default).
 Photographs: LFPW's test set where a 300-W copy exists, else Udacity's test images.
 """
 import argparse
@@ -29,10 +31,13 @@ from detect import draw_faces, face_record  # noqa: E402
 from pipeline import detect_keypoints  # noqa: E402
 from face_detector import FaceDetector, to_gray  # noqa: E402
 from keypointer import DEFAULT_CHECKPOINT, Keypointer  # noqa: E402
-from tracking import SMOOTH_BETA, SMOOTH_MIN_CUTOFF, FaceTracker, OneEuroFilter, face_size  # noqa: E402
+from tracking import (SMOOTH_BETA, SMOOTH_MIN_CUTOFF, SMOOTH_SHAPE_BETA, FaceTracker, OneEuroFilter,  # noqa: E402
+                      PoseShapeFilter, face_size)
 from video import frames_of, run_video  # noqa: E402
 
-SWEEP_CUTOFFS, SWEEP_BETAS = (0.1, 0.5, 1.0, 2.0), (3.0, 10.0, 20.0, 30.0, 100.0)
+DEFAULT_SMOOTH = (SMOOTH_MIN_CUTOFF, SMOOTH_BETA, SMOOTH_SHAPE_BETA)
+SWEEP_BETAS, SWEEP_SHAPE_BETAS = (10.0, 20.0, 30.0, 40.0, 60.0, 100.0), (20.0, 40.0, 60.0, 80.0, 160.0)
+WHOLE_FACE = (0.5, 20.0)              # the previous default: one One Euro filter on all 68 points
 
 
 class Counted:
@@ -46,11 +51,11 @@ class Counted:
         return self.detector(gray)
 
 
-def photographs(n, data_dir):
+def photographs(n, data_dir, lfpw_set="testset"):
     """n annotated (image, keypoints) pairs, spread over the set, one face each."""
     root = data_300w.find_300w_dir()
     if root is not None:
-        faces = data_300w.scan_300w(os.path.join(root, "lfpw", "testset"))
+        faces = data_300w.scan_300w(os.path.join(root, "lfpw", lfpw_set))
         picks = [faces[i] for i in np.linspace(0, len(faces) - 1, n).astype(int)]
         return [(data_files.load_image(f.image_path), f.keypoints) for f in picks]
     test = data_load.FacialKeypointsDataset(*data_files.split_paths(data_dir, "test"))
@@ -80,12 +85,12 @@ def run_dlib(path):
     return predicted, len(predicted) / (time.perf_counter() - start)
 
 
-def smoothed(predicted, min_cutoff, beta):
-    """One Euro on a single tracked face's keypoints, replayed frame by frame."""
-    smooth, out = OneEuroFilter(min_cutoff, beta), []
+def smoothed(predicted, settings, make=PoseShapeFilter):
+    """A smoother on a single tracked face's keypoints, replayed frame by frame."""
+    smooth, out = make(*settings), []
     for i, faces in enumerate(predicted):
         if len(faces) == 0:
-            smooth = OneEuroFilter(min_cutoff, beta)         # a lost face starts afresh
+            smooth = make(*settings)                         # a lost face starts afresh
             out.append(faces)
         else:
             out.append(np.array([smooth(faces[0], i / clips.FPS, face_size(faces[0]))] + list(faces[1:])))
@@ -98,7 +103,10 @@ def main(argv=None):
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="(default: %(default)s)")
     p.add_argument("--data-dir", help="Udacity data, used without a 300-W copy (default: $FKP_DATA_DIR, else ./data)")
     p.add_argument("--no-dlib", action="store_true", help="leave dlib out")
-    p.add_argument("--sweep", action="store_true", help="also score One Euro settings on the tracked keypoints")
+    p.add_argument("--sweep", action="store_true", help="also score smoothing settings on the tracked keypoints")
+    p.add_argument("--lfpw", choices=("testset", "trainset"), default="testset",
+                   help="whose photographs make the clips, given a 300-W copy: the smoothing defaults were chosen "
+                        "on 6 clips of the training set's (default: %(default)s)")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
                    help="average each face with its mirror, as detect.py does on videos (default: %(default)s)")
     p.add_argument("--json", help="write the table as JSON here")
@@ -106,7 +114,7 @@ def main(argv=None):
     try:
         keypointer = Keypointer(args.checkpoint, second_stage="auto", flip=args.flip)     # as detect.py runs it
         pictures = photographs(args.clips, data_files.resolve_data_dir(args.data_dir) if not data_300w.find_300w_dir()
-                               else None)
+                               else None, args.lfpw)
     except (data_files.DataError, ValueError) as e:
         sys.exit(f"error: {e}")
     rows, sweep = {}, {}
@@ -119,8 +127,8 @@ def main(argv=None):
             detector = Counted(FaceDetector())
             raw, fps_all = run_ours(path, os.path.join(tmp, "tracked.mp4"), FaceTracker(detector, keypointer, smooth=None))
             calls, fps = detector.calls, run_ours(in_view, os.path.join(tmp, "tracked.mp4"), FaceTracker(
-                FaceDetector(), keypointer, smooth=(SMOOTH_MIN_CUTOFF, SMOOTH_BETA)))[1]
-            runs = {"tracked (default)": (smoothed(raw, SMOOTH_MIN_CUTOFF, SMOOTH_BETA), fps, fps_all, calls),
+                FaceDetector(), keypointer, smooth=DEFAULT_SMOOTH))[1]
+            runs = {"tracked (default)": (smoothed(raw, DEFAULT_SMOOTH), fps, fps_all, calls),
                     "tracked, raw keypoints": (raw, fps, fps_all, calls)}
             detector = Counted(FaceDetector())
 
@@ -137,9 +145,7 @@ def main(argv=None):
                 row.update({"frames/s": fps, "frames/s, whole clip": fps_all, "detector calls per frame": calls / len(frames)})
                 rows.setdefault(name, []).append(row)
             if args.sweep:
-                for cutoff in SWEEP_CUTOFFS:
-                    for beta in SWEEP_BETAS:
-                        sweep.setdefault(f"{cutoff},{beta}", []).append(clips.clip_scores(smoothed(raw, cutoff, beta), truth))
+                sweep_clip(sweep, raw, truth)
     table = {name: {k: _mean([r[k] for r in runs]) for k in runs[0]} for name, runs in rows.items()}
     print(f"\n{len(pictures)} clips of {clips.frame_count()} frames, 640x480, {clips.FPS} frames/s")
     print("frames/s: end to end while the face is in view (the first "
@@ -150,13 +156,40 @@ def main(argv=None):
     for name, r in table.items():
         print(f"{name:24s} {r['frames/s']:9.1f} {r['frames/s, whole clip']:10.1f} {r['nme']:7.4f} {r['jitter']:7.4f} {r['detector calls per frame']:15.3f} "
               f"{r['false_faces']:12.1f} {r['frames_to_reacquire']:11.1f}")
+    sweep = {setting: {case: {m: _mean([r[m] for r in runs]) for m in ("nme", "jitter")} for case, runs in cases.items()}
+             for setting, cases in sweep.items()}
     if sweep:
-        print("\nOne Euro (min_cutoff Hz, beta): NME, jitter")
-        for key, runs in sweep.items():
-            print(f"  {key:10s} {_mean([r['nme'] for r in runs]):.4f} {_mean([r['jitter'] for r in runs]):.4f}")
+        print("\nSmoothing (cut-off Hz, pose beta, shape beta; or one filter on the whole face): NME / jitter; "
+              "balance: NME and jitter over the whole-face filter's, averaged (lower is better)")
+        balances = {setting: balance(cases, next(iter(sweep.values()))) for setting, cases in sweep.items()}
+        print(f"  {'':26s}" + "".join(f"{case:>18s}" for case in next(iter(sweep.values()))) + f"{'balance':>9s}")
+        for setting, cases in sweep.items():
+            print(f"  {setting:26s}" + "".join(f"{c['nme']:10.4f} /{c['jitter']:.4f}" for c in cases.values())
+                  + f"{balances[setting]:9.4f}")
+        print(f"best balance: {min(balances, key=balances.get)}")
     if args.json:
-        write_json(args.json, {"clips": table, "sweep": {k: {m: _mean([r[m] for r in v]) for m in ("nme", "jitter")}
-                                                         for k, v in sweep.items()}})
+        write_json(args.json, {"clips": table, "sweep": sweep} | ({"balance": balances} if sweep else {}))
+
+
+def balance(cases, reference):
+    """How a smoothing setting trades error against jitter, one figure: its NME and jitter over the
+    reference's, averaged over the two and over the cases (still and each expression)."""
+    return float(np.mean([(c["nme"] / r["nme"] + c["jitter"] / r["jitter"]) / 2
+                          for c, r in zip(cases.values(), reference.values())]))
+
+
+def sweep_clip(sweep, raw, truth):
+    """Scores of each smoothing setting on one clip's tracked keypoints, as they are and with each
+    synthetic expression, into ``sweep[setting][case]`` lists."""
+    cases = [("still photograph", raw, truth)]
+    cases += [(name, *clips.with_expression(raw, truth, hz, opening)) for name, hz, opening in clips.EXPRESSIONS]
+    settings = {f"whole face {WHOLE_FACE[0]},{WHOLE_FACE[1]:g}": (WHOLE_FACE, OneEuroFilter)}
+    settings.update({f"{SMOOTH_MIN_CUTOFF},{beta:g},{shape:g}": ((SMOOTH_MIN_CUTOFF, beta, shape), PoseShapeFilter)
+                     for beta in SWEEP_BETAS for shape in SWEEP_SHAPE_BETAS})
+    for setting, (values, make) in settings.items():
+        for case, predicted, target in cases:
+            sweep.setdefault(setting, {}).setdefault(case, []).append(clips.clip_scores(smoothed(predicted, values, make),
+                                                                                        target))
 
 
 def _mean(values):
