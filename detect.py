@@ -375,8 +375,8 @@ def make_parser():
                    metavar="CUTOFF,BETA[,SHAPE_BETA]",
                    help="tracking: One Euro filters on each face's pose and, apart, on each part of its shape: "
                         "the cut-off at rest (Hz) and the speed coefficients (per face size per second) of the "
-                        f"pose and of the shape (default {SMOOTH_SHAPE_BETA:g}); 'off': raw keypoints "
-                        "(default: %(default)s)")
+                        f"pose and of the shape ({SMOOTH_SHAPE_BETA:g} when left out); 'off': raw keypoints "
+                        f"(default: {SMOOTH_MIN_CUTOFF:g},{SMOOTH_BETA:g},{SMOOTH_SHAPE_BETA:g})")
     p.add_argument("--refine", type=number(int, 0, 10), default=DEFAULT_REFINE,
                    help="re-frame on the predicted keypoints and predict again, N times, 0 to 10 (default: %(default)s)")
     return p
