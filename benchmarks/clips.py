@@ -120,6 +120,9 @@ def with_expression(predicted, truth, hz, opening):
     weights[list(LOWER_FACE)] = np.array(list(LOWER_FACE.values()))[:, None]
     for i, faces in enumerate(predicted):
         across = keypoints[i][45] - keypoints[i][36]
+        if not np.isfinite(across).all():                       # no face in this frame's truth
+            moved.append(faces)
+            continue
         down = np.array([-across[1], across[0]])                # image y grows downwards
         shift = weights * (opening * (1 - np.cos(2 * np.pi * hz * i / FPS)) / 2 * down)
         keypoints[i] = keypoints[i] + shift

@@ -179,3 +179,6 @@ def test_a_synthetic_expression_moves_truth_and_prediction_alike_down_the_face()
         assert np.abs(shifts[15][np.r_[0:6, 11:48]]).max() < 1e-9          # the eyes, brows, nose stay
         for p, t in zip(moved, moved_truth["keypoints"]):
             np.testing.assert_allclose(p[0] - t, 1.0, atol=1e-9)           # the tracker's error is unchanged
+    away = {"keypoints": np.full((2, 68, 2), np.nan)}                      # frames without the face
+    moved, _ = clips.with_expression([points[None], np.zeros((0, 68, 2))], away, hz=1.0, opening=0.4)
+    np.testing.assert_array_equal(moved[0], points[None])                  # a false face there is left as it is
