@@ -15,6 +15,7 @@ from geometry import keypoint_box
 from face_detector import to_gray
 from framing import DEFAULT_MARGIN, match_box
 from keypointer import MIN_FACE_SCORE
+from markup import FACE_PARTS, NUM_KEYPOINTS
 from pipeline import ROLL_ALIGN_DEGREES, detections, keypoint_roi, keypoints_for_rois, points_box, scored_faces
 
 # Frames between detector runs while every face is tracked (new faces appear within this).
@@ -26,9 +27,9 @@ SMOOTH_BETA = 60.0           # the pose's
 SMOOTH_SHAPE_BETA = 60.0     # each face part's, in the face's own frame
 SMOOTH_D_CUTOFF = 1.0
 FALLBACK_FPS = 30.0          # frame times when the caller gives none
-# The iBUG 68 points' parts, smoothed apart, by first index: jaw, brows, nose, eyes, mouth.
-FACE_PART_STARTS = (0, 17, 22, 27, 36, 42, 48)
-FACE_PART_SIZES = np.diff(FACE_PART_STARTS + (68,))
+# The face's parts (markup.FACE_PARTS, consecutive runs of points), smoothed apart, by first index.
+FACE_PART_STARTS = tuple(sorted(points.start for points, _ in FACE_PARTS.values()))
+FACE_PART_SIZES = np.diff(FACE_PART_STARTS + (NUM_KEYPOINTS,))
 
 
 class OneEuroFilter:
@@ -67,9 +68,9 @@ class PoseShapeFilter:
     A filter on the whole face must open when the head moves, and then lets every point's
     noise through. Here the pose (a similarity fitted to all 68 points: centre, size, roll)
     is smoothed as two virtual points, centre ± the similarity's unit vector, and the shape
-    (the points in the face's own frame) part by part: it barely changes while the head moves,
-    so each part's filter stays shut until that part moves (the mouth speaking, the brows
-    rising), measured by its own mean speed. Noise-free points come back exactly:
+    (the points in the face's own frame) part by part (jaw, brows, nose, eyes, lips): it
+    barely changes while the head moves, so each part's filter stays shut until that part
+    moves (the mouth speaking, the brows rising), measured by its own mean speed. Noise-free points come back exactly:
     ``x = centre + pose * shape``, as complex numbers."""
 
     def __init__(self, min_cutoff=SMOOTH_MIN_CUTOFF, beta=SMOOTH_BETA, shape_beta=SMOOTH_SHAPE_BETA,

@@ -38,6 +38,7 @@ from video import frames_of, run_video  # noqa: E402
 DEFAULT_SMOOTH = (SMOOTH_MIN_CUTOFF, SMOOTH_BETA, SMOOTH_SHAPE_BETA)
 SWEEP_BETAS, SWEEP_SHAPE_BETAS = (10.0, 20.0, 30.0, 40.0, 60.0, 100.0), (20.0, 40.0, 60.0, 80.0, 160.0)
 WHOLE_FACE = (0.5, 20.0)              # the previous default: one One Euro filter on all 68 points
+WHOLE_FACE_KEY = f"whole face {WHOLE_FACE[0]},{WHOLE_FACE[1]:g}"     # the sweep's reference
 
 
 class Counted:
@@ -161,7 +162,7 @@ def main(argv=None):
     if sweep:
         print("\nSmoothing (cut-off Hz, pose beta, shape beta; or one filter on the whole face): NME / jitter; "
               "balance: NME and jitter over the whole-face filter's, averaged (lower is better)")
-        balances = {setting: balance(cases, next(iter(sweep.values()))) for setting, cases in sweep.items()}
+        balances = {setting: balance(cases, sweep[WHOLE_FACE_KEY]) for setting, cases in sweep.items()}
         print(f"  {'':26s}" + "".join(f"{case:>18s}" for case in next(iter(sweep.values()))) + f"{'balance':>9s}")
         for setting, cases in sweep.items():
             print(f"  {setting:26s}" + "".join(f"{c['nme']:10.4f} /{c['jitter']:.4f}" for c in cases.values())
@@ -183,7 +184,7 @@ def sweep_clip(sweep, raw, truth):
     synthetic expression, into ``sweep[setting][case]`` lists."""
     cases = [("still photograph", raw, truth)]
     cases += [(name, *clips.with_expression(raw, truth, hz, opening)) for name, hz, opening in clips.EXPRESSIONS]
-    settings = {f"whole face {WHOLE_FACE[0]},{WHOLE_FACE[1]:g}": (WHOLE_FACE, OneEuroFilter)}
+    settings = {WHOLE_FACE_KEY: (WHOLE_FACE, OneEuroFilter)}
     settings.update({f"{SMOOTH_MIN_CUTOFF},{beta:g},{shape:g}": ((SMOOTH_MIN_CUTOFF, beta, shape), PoseShapeFilter)
                      for beta in SWEEP_BETAS for shape in SWEEP_SHAPE_BETAS})
     for setting, (values, make) in settings.items():
